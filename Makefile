@@ -1,0 +1,54 @@
+# churn-mlops: every command a user or CI runs. `make help` lists them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+VENV := $(CURDIR)/.venv
+PY := $(VENV)/bin/python
+CHURN := $(VENV)/bin/churn
+
+.PHONY: help setup lock redis-start redis-stop redis-status features lookup demo test lint format bench clean-state
+
+help: ## list the targets
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+setup: ## build .venv from requirements.lock and make redis-server available
+	@bash scripts/setup.sh
+
+lock: ## recompile requirements.lock from pyproject.toml's pins (no index URLs)
+	uv pip compile pyproject.toml --extra dev --python-version 3.11 -o requirements.lock --no-header --no-annotate
+
+redis-start: setup ## start the project's own Redis (port 6390, data in .churn/redis)
+	@$(CHURN) redis start
+
+redis-stop: ## stop the project's own Redis
+	@$(CHURN) redis stop
+
+redis-status: ## is the project's Redis up?
+	@$(CHURN) redis status
+
+features: redis-start ## feature pipeline: load -> validate -> offline store -> feast apply -> materialize
+	@$(CHURN) features run
+
+lookup: ## print online features of a few customers from Redis
+	@$(CHURN) features lookup --sample 3
+
+demo: setup redis-start features lookup ## the main job, end to end on local defaults
+
+test: setup ## the test suite (starts its own Redis, MLflow and ZenML stores)
+	@$(PY) -m pytest; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; exit $$rc
+
+lint: setup ## ruff lint + format check, mypy
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy churn
+
+format: setup ## apply ruff fixes and formatting
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+bench: setup ## benchmarks (print figures; not tests)
+	$(PY) benchmarks/feature_store_bench.py
+	$(PY) benchmarks/synthetic_bench.py
+
+clean-state: redis-stop ## delete all local state (.churn/): stores, registries, runs
+	rm -rf $(CURDIR)/.churn

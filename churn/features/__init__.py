@@ -1,0 +1,1 @@
+"""Feast helpers: derived features, apply, materialize, historical and online reads."""
