@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from churn import redis_local
 from churn.settings import get_settings
@@ -30,6 +31,53 @@ def _redis(args: argparse.Namespace) -> int:
     return 0
 
 
+def _env(args: argparse.Namespace) -> int:
+    from churn.features.env import feast_env, render_exports
+
+    sys.stdout.write(render_exports(feast_env(get_settings())))
+    return 0
+
+
+def _stack(args: argparse.Namespace) -> int:
+    from churn.stacks import register_stack
+
+    register_stack(args.name, get_settings())
+    print(f"stack {args.name!r} registered; activate it with: zenml stack set {args.name}")
+    return 0
+
+
+def _features_run(args: argparse.Namespace) -> int:
+    from churn.features.pipeline import DataSource, run_feature_pipeline
+
+    source = DataSource(
+        kind=args.source, csv_path=args.csv, n_customers=args.customers, seed=args.seed
+    )
+    result = run_feature_pipeline(source)
+    print(
+        f"features: {result.rows} rows ({result.customers} customers) validated and written "
+        f"to {get_settings().offline_dir}; applied {len(result.applied.applied)} Feast objects; "
+        f"materialized {len(result.materialized.views)} views in "
+        f"{result.materialized.seconds:.1f}s"
+    )
+    return 0
+
+
+def _features_lookup(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from churn.data.offline import read_offline_table
+    from churn.features.store import get_store, online_features
+
+    ids: list[str] = list(args.ids)
+    if not ids:
+        known = read_offline_table("labels")["customer_id"].drop_duplicates().to_numpy()
+        rng = np.random.default_rng(args.seed)
+        ids = [str(c) for c in rng.choice(known, size=min(args.sample, len(known)), replace=False)]
+    frame = online_features(get_store(), ids).to_frame()
+    print(frame.set_index("customer_id").T.to_string())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser; separate from main() so tests can inspect it."""
     parser = argparse.ArgumentParser(prog="churn", description=__doc__)
@@ -38,16 +86,46 @@ def build_parser() -> argparse.ArgumentParser:
     p_redis = sub.add_parser("redis", help="the project's own local Redis")
     p_redis.add_argument("action", choices=["start", "stop", "status"])
     p_redis.set_defaults(func=_redis)
+
+    p_env = sub.add_parser("env", help="print `export` lines for the plain feast CLI")
+    p_env.set_defaults(func=_env)
+
+    p_stack = sub.add_parser("stack", help="register a ZenML stack from stacks/<name>.yaml")
+    p_stack.add_argument("action", choices=["register"])
+    p_stack.add_argument("name", help="local or eks")
+    p_stack.set_defaults(func=_stack)
+
+    p_feat = sub.add_parser("features", help="feature pipeline and online lookups")
+    feat = p_feat.add_subparsers(dest="action", required=True)
+    p_run = feat.add_parser("run", help="load -> validate -> offline store -> apply -> materialize")
+    p_run.add_argument("--source", choices=["telco", "synthetic"], default=None)
+    p_run.add_argument("--csv", type=Path, default=None, help="Telco CSV (else CHURN_TELCO_CSV)")
+    p_run.add_argument("--customers", type=int, default=10_000, help="synthetic customers")
+    p_run.add_argument("--seed", type=int, default=0)
+    p_run.set_defaults(func=_features_run)
+    p_look = feat.add_parser("lookup", help="print online features of customers")
+    p_look.add_argument("ids", nargs="*", help="customer ids (default: a random sample)")
+    p_look.add_argument("--sample", type=int, default=3)
+    p_look.add_argument("--seed", type=int, default=0)
+    p_look.set_defaults(func=_features_lookup)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `churn` console script."""
     args = build_parser().parse_args(argv)
+    if getattr(args, "source", "unset") is None:
+        # Real data when the user has pointed us at it, else synthetic customers.
+        settings = get_settings()
+        args.source = "telco" if (args.csv or settings.telco_csv or settings.telco_url) else "synthetic"
     try:
         return int(args.func(args))
-    except redis_local.RedisServerError as e:
-        print(f"churn: {e}", file=sys.stderr)
+    except Exception as e:
+        # The project's own errors carry a message meant for the user; print it
+        # without a traceback. Anything else is a bug: let it raise.
+        if not type(e).__module__.startswith("churn."):
+            raise
+        print(f"churn: {type(e).__name__}: {e}", file=sys.stderr)
         return 2
 
 

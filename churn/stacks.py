@@ -1,0 +1,105 @@
+"""Register the ZenML stacks in stacks/ (local, eks) from their templates.
+
+The stack files are ZenML's own export format with ${...} placeholders, so that no
+machine-specific path or AWS account is committed. render_stack() fills them from
+churn.settings (local paths, MLflow URI) and the environment (EKS names), and fails
+naming every unset variable; register_stack() then runs `zenml stack import`. This
+module shells out to the zenml CLI and imports nothing from ZenML, so the domain
+package stays free of orchestration imports.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+
+from churn.settings import PROJECT_ROOT, Settings
+
+STACKS_DIR = PROJECT_ROOT / "stacks"
+_PLACEHOLDER = re.compile(r"\$\{([A-Z0-9_]+)\}")
+_SECRET_REF = re.compile(r"\{\{([a-z0-9_]+)\.[a-z_]+\}\}")
+
+
+class StackConfigError(ValueError):
+    """A stack template could not be rendered (unknown stack or unset variables)."""
+
+
+def stack_file(name: str) -> Path:
+    """Template of stack `name`; StackConfigError lists the stacks that exist."""
+    path = STACKS_DIR / f"{name}.yaml"
+    if not path.is_file():
+        known = sorted(p.stem for p in STACKS_DIR.glob("*.yaml"))
+        raise StackConfigError(f"unknown stack {name!r}; stacks/ holds {known}")
+    return path
+
+
+def stack_variables(settings: Settings, environ: Mapping[str, str]) -> dict[str, str]:
+    """Values for the placeholders: the environment, plus the MLflow URI from settings."""
+    values = dict(environ)
+    values.setdefault("CHURN_MLFLOW_TRACKING_URI", settings.tracking_uri)
+    values.setdefault("CHURN_K8S_NAMESPACE", "churn-mlops")
+    return values
+
+
+def render_stack(name: str, values: Mapping[str, str]) -> str:
+    """The stack file with every ${...} replaced; names all missing variables at once."""
+    text = stack_file(name).read_text()
+    missing = sorted({v for v in _PLACEHOLDER.findall(text) if not values.get(v)})
+    if missing:
+        raise StackConfigError(f"stack {name!r} needs these environment variables: {missing}")
+    return _PLACEHOLDER.sub(lambda m: values[m.group(1)], text)
+
+
+def register_stack(name: str, settings: Settings, environ: Mapping[str, str] | None = None) -> None:
+    """Render stacks/<name>.yaml and `zenml stack import` it (replacing nothing existing).
+
+    Raises CalledProcessError with zenml's output when the import fails (for example
+    when a stack of that name is already registered: `zenml stack delete` it first).
+    """
+    env = environ if environ is not None else os.environ
+    text = render_stack(name, stack_variables(settings, env))
+    if name == "local":
+        settings.home.joinpath("mlflow").mkdir(parents=True, exist_ok=True)
+    zenml = str(Path(sys.executable).with_name("zenml"))
+    for secret in sorted(set(_SECRET_REF.findall(text))):
+        _ensure_secret(zenml, secret, env)
+    with tempfile.TemporaryDirectory() as tmp:
+        rendered = Path(tmp) / f"{name}.yaml"
+        rendered.write_text(text)
+        subprocess.run(
+            [zenml, "stack", "import", name, "-f", str(rendered)],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+
+
+def _ensure_secret(zenml: str, secret: str, environ: Mapping[str, str]) -> None:
+    """Make sure ZenML secret `secret` exists before a stack that references it is imported.
+
+    ZenML resolves secret references at registration. An existing secret is kept; a
+    missing one is created from MLFLOW_TRACKING_USERNAME/MLFLOW_TRACKING_PASSWORD, and
+    without them StackConfigError says which command creates it.
+    """
+    probe = subprocess.run([zenml, "secret", "get", secret], capture_output=True, check=False)
+    if probe.returncode == 0:
+        return
+    user = environ.get("MLFLOW_TRACKING_USERNAME")
+    password = environ.get("MLFLOW_TRACKING_PASSWORD")
+    if not (user and password):
+        raise StackConfigError(
+            f"ZenML secret {secret!r} is missing: run `zenml secret create {secret} "
+            "--username=<mlflow user> --password=<mlflow password>` or set "
+            "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD"
+        )
+    subprocess.run(
+        [zenml, "secret", "create", secret, f"--username={user}", f"--password={password}"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
