@@ -1,0 +1,1 @@
+"""ZenML pipelines: wiring only. Every tunable lives in configs/<pipeline>.yaml."""
