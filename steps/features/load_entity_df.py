@@ -12,7 +12,7 @@ from churn.schema import LABEL_OBSERVED_AT
 
 @step
 def load_entity_df(labels_known_by: datetime | None = None) -> Annotated[pd.DataFrame, "entity_df"]:
-    """Labels (customer_id, event_timestamp, churn) known by `labels_known_by` (all if None).
+    """Labels (customer_id, event_timestamp, churn, label_observed_at) known by `labels_known_by` (all if None).
 
     Filtering on label_observed_at keeps labels that did not exist yet at the
     cut-off out of a backfilled training set.
@@ -20,4 +20,4 @@ def load_entity_df(labels_known_by: datetime | None = None) -> Annotated[pd.Data
     labels = read_offline_table("labels")
     if labels_known_by is not None:
         labels = labels[labels[LABEL_OBSERVED_AT] <= pd.Timestamp(labels_known_by)]
-    return labels.drop(columns=[LABEL_OBSERVED_AT]).reset_index(drop=True)
+    return labels.reset_index(drop=True)

@@ -10,7 +10,12 @@ from churn.models.split import SplitStrategy, split_frame
 
 @step
 def split_data(
-    frame: pd.DataFrame, strategy: SplitStrategy = "stratified", test_size: float = 0.2, seed: int = 42
+    frame: pd.DataFrame,
+    strategy: SplitStrategy = "stratified",
+    test_size: float = 0.2,
+    seed: int = 42,
 ) -> tuple[Annotated[pd.DataFrame, "train"], Annotated[pd.DataFrame, "test"]]:
     """(train, test); the test set is held out from every choice but the final report."""
-    return split_frame(frame, strategy=strategy, test_size=test_size, seed=seed)
+    # A tuple literal in the return statement: ZenML reads it to see two outputs.
+    train, test = split_frame(frame, strategy=strategy, test_size=test_size, seed=seed)
+    return train, test

@@ -1,0 +1,43 @@
+"""Step: move the "champion" alias only if the challenger beats it on the same held-out set."""
+
+from dataclasses import asdict
+from typing import Annotated, Any
+
+import pandas as pd
+from zenml import log_metadata, step
+
+from churn.models.candidates import TrainedCandidate
+from churn.models.evaluate import Evaluation
+from churn.models.registry import promote_if_better
+from churn.schema import LABEL, model_input_names
+from steps.registry._tracking import stack_tracking_uri
+
+
+@step
+def promote_model(
+    model_version: str,
+    evaluations: dict[str, Evaluation],
+    challenger: TrainedCandidate,
+    test: pd.DataFrame,
+    model_name: str,
+    metric: str = "roc_auc",
+    min_improvement: float = 0.0,
+) -> Annotated[dict[str, Any], "promotion"]:
+    """The promotion decision (promoted or not, both scores, the reason).
+
+    Reached only when every gate passed (gate_model fails the run otherwise).
+    """
+    evaluation = evaluations[challenger.kind]
+    decision = promote_if_better(
+        model_name,
+        model_version,
+        metric,
+        float(getattr(evaluation, metric)),
+        gates_passed=True,
+        evaluation_data=(test[model_input_names()], test[LABEL]),
+        min_improvement=min_improvement,
+        tracking_uri=stack_tracking_uri(),
+    )
+    result = asdict(decision)
+    log_metadata(metadata={"promotion": result})
+    return result

@@ -1,0 +1,63 @@
+"""Step: one MLflow run per candidate; the gated challenger is registered with its detector."""
+
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+import pandas as pd
+from zenml import step
+
+from churn.models.candidates import TrainedCandidate
+from churn.models.evaluate import Evaluation, save_plots
+from churn.models.fingerprint import data_fingerprint, evaluation_fingerprint
+from churn.models.registry import log_candidate, register, use_tracking
+from churn.models.serialize import save_model
+from churn.schema import LABEL, model_input_names
+from steps.registry._tracking import stack_tracking_uri
+
+DRIFT_ARTIFACT = "drift_detector"
+
+
+@step
+def register_model(
+    candidates: list[TrainedCandidate],
+    evaluations: dict[str, Evaluation],
+    challenger: TrainedCandidate,
+    drift_detector: Path,
+    train: pd.DataFrame,
+    test: pd.DataFrame,
+    model_name: str,
+    experiment: str,
+    feature_service: str,
+) -> Annotated[str, "model_version"]:
+    """Log every candidate (params, metrics, plots, model, safe serving model, tags);
+    register the challenger under `model_name` and return its version."""
+    uri = stack_tracking_uri()
+    train_fp = data_fingerprint(train)
+    test_fp = evaluation_fingerprint(test[model_input_names()], test[LABEL])
+    run_ids: dict[str, str] = {}
+    for candidate in candidates:
+        evaluation = evaluations[candidate.kind]
+        with tempfile.TemporaryDirectory() as tmp:
+            work = Path(tmp)
+            plots = save_plots(evaluation, candidate.pipeline, work / "plots")
+            save_model(
+                candidate.pipeline,
+                work / "serving",
+                metadata={"threshold": evaluation.threshold, "feature_service": feature_service},
+            )
+            run_ids[candidate.kind] = log_candidate(
+                experiment=experiment,
+                candidate=candidate,
+                evaluation=evaluation,
+                X_example=test[model_input_names()],
+                serving_dir=work / "serving",
+                plots=plots,
+                feast_feature_service=feature_service,
+                data_fingerprint=train_fp,
+                heldout_fingerprint=test_fp,
+                tracking_uri=uri,
+            )
+    run_id = run_ids[challenger.kind]
+    use_tracking(uri).log_artifacts(run_id, str(drift_detector), DRIFT_ARTIFACT)
+    return register(run_id, model_name, tracking_uri=uri)
