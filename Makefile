@@ -5,7 +5,11 @@ VENV := $(CURDIR)/.venv
 PY := $(VENV)/bin/python
 CHURN := $(VENV)/bin/churn
 
-.PHONY: help setup lock redis-start redis-stop redis-status features lookup demo test lint format bench clean-state
+# Real Telco data when CHURN_TELCO_CSV or CHURN_TELCO_URL is set, else synthetic customers.
+FEATURE_CONFIG := configs/feature_pipeline$(if $(CHURN_TELCO_CSV)$(CHURN_TELCO_URL),_telco,).yaml
+ZENML := $(VENV)/bin/zenml
+
+.PHONY: help setup lock redis-start redis-stop redis-status features lookup stack-local stack-eks feature-pipeline training-pipeline champion demo test lint format bench clean-state
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -31,7 +35,24 @@ features: redis-start ## feature pipeline: load -> validate -> offline store -> 
 lookup: ## print online features of a few customers from Redis
 	@$(CHURN) features lookup --sample 3
 
-demo: setup redis-start features lookup ## the main job, end to end on local defaults
+stack-local: setup ## register the local ZenML stack (stacks/local.yaml) and activate it
+	@test -d .zen || $(ZENML) init >/dev/null
+	@$(CHURN) stack register local
+	@$(ZENML) stack set local >/dev/null
+
+stack-eks: setup ## register the EKS stack (stacks/eks.yaml; needs the AWS variables it names)
+	@$(CHURN) stack register eks
+
+feature-pipeline: redis-start ## zenml pipeline run of the feature pipeline
+	$(ZENML) pipeline run pipelines.feature_pipeline.feature_pipeline -c $(FEATURE_CONFIG)
+
+training-pipeline: redis-start ## zenml pipeline run of the training pipeline
+	$(ZENML) pipeline run pipelines.training_pipeline.training_pipeline -c configs/training_pipeline.yaml
+
+champion: ## print the champion's held-out metrics from MLflow
+	@$(CHURN) model champion
+
+demo: setup redis-start stack-local feature-pipeline training-pipeline lookup champion ## the main job, end to end on local defaults
 
 test: setup ## the test suite (starts its own Redis, MLflow and ZenML stores)
 	@$(PY) -m pytest; rc=$$?; \
@@ -40,7 +61,7 @@ test: setup ## the test suite (starts its own Redis, MLflow and ZenML stores)
 lint: setup ## ruff lint + format check, mypy
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy churn
+	$(VENV)/bin/mypy churn steps pipelines
 
 format: setup ## apply ruff fixes and formatting
 	$(VENV)/bin/ruff check --fix .

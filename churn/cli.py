@@ -41,8 +41,9 @@ def _env(args: argparse.Namespace) -> int:
 def _stack(args: argparse.Namespace) -> int:
     from churn.stacks import register_stack
 
-    register_stack(args.name, get_settings())
-    print(f"stack {args.name!r} registered; activate it with: zenml stack set {args.name}")
+    created = register_stack(args.name, get_settings())
+    state = "registered" if created else "already registered"
+    print(f"stack {args.name!r} {state}; activate it with: zenml stack set {args.name}")
     return 0
 
 
@@ -78,6 +79,34 @@ def _features_lookup(args: argparse.Namespace) -> int:
     return 0
 
 
+HEADLINE_METRICS = ("roc_auc", "pr_auc", "precision", "recall", "f1", "brier", "threshold")
+
+
+def _model(args: argparse.Namespace) -> int:
+    import mlflow
+
+    from churn.models.registry import CHAMPION, rollback, use_tracking
+
+    client = use_tracking()
+    if args.action == "rollback":
+        restored = rollback(args.name)
+        print(f"{args.name}: champion rolled back to version {restored}")
+        return 0
+    try:
+        version = client.get_model_version_by_alias(args.name, CHAMPION)
+    except mlflow.exceptions.MlflowException as e:
+        print(f"churn: no champion for {args.name!r} yet ({e.message})", file=sys.stderr)
+        return 1
+    run = client.get_run(version.run_id)
+    metrics = run.data.metrics
+    shown = ", ".join(f"{m}={metrics[f'test_{m}']:.4f}" for m in HEADLINE_METRICS)
+    print(
+        f"{args.name} champion: version {version.version} "
+        f"({run.data.tags.get('model_kind')}), held-out {shown}"
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser; separate from main() so tests can inspect it."""
     parser = argparse.ArgumentParser(prog="churn", description=__doc__)
@@ -94,6 +123,11 @@ def build_parser() -> argparse.ArgumentParser:
     p_stack.add_argument("action", choices=["register"])
     p_stack.add_argument("name", help="local or eks")
     p_stack.set_defaults(func=_stack)
+
+    p_model = sub.add_parser("model", help="the champion in the MLflow registry")
+    p_model.add_argument("action", choices=["champion", "rollback"])
+    p_model.add_argument("--name", default="churn-classifier", help="registered model name")
+    p_model.set_defaults(func=_model)
 
     p_feat = sub.add_parser("features", help="feature pipeline and online lookups")
     feat = p_feat.add_subparsers(dest="action", required=True)
@@ -117,7 +151,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "source", "unset") is None:
         # Real data when the user has pointed us at it, else synthetic customers.
         settings = get_settings()
-        args.source = "telco" if (args.csv or settings.telco_csv or settings.telco_url) else "synthetic"
+        args.source = (
+            "telco" if (args.csv or settings.telco_csv or settings.telco_url) else "synthetic"
+        )
     try:
         return int(args.func(args))
     except Exception as e:

@@ -8,6 +8,7 @@ tests, demos and a user's other work cannot interfere. The same functions back t
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -124,8 +125,7 @@ def start(cfg: RedisServerConfig, wait_s: float = 10.0) -> None:
             return
         time.sleep(0.05)
     raise RedisServerError(
-        f"redis-server on {cfg.host}:{cfg.port} did not answer within {wait_s}s; "
-        f"see {cfg.log_file}"
+        f"redis-server on {cfg.host}:{cfg.port} did not answer within {wait_s}s; see {cfg.log_file}"
     )
 
 
@@ -136,10 +136,9 @@ def stop(cfg: RedisServerConfig, wait_s: float = 10.0) -> None:
     would make stop slow for large stores.
     """
     if is_running(cfg):
-        try:
+        # The server closes the connection as it exits: an expected ConnectionError.
+        with contextlib.suppress(redis.ConnectionError):
             client(cfg).shutdown(nosave=True)
-        except redis.ConnectionError:
-            pass  # the server closes the connection as it exits: expected
     elif cfg.pid_file.exists():
         _kill_stale(cfg.pid_file)
     deadline = time.monotonic() + wait_s

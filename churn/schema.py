@@ -9,11 +9,11 @@ module must stay cheap to import from the serving hot path.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from typing import Final
 
 
-class Kind(str, Enum):
+class Kind(StrEnum):
     """Logical type of a feature; each consumer maps it to its own type system."""
 
     CATEGORY = "category"  # a string with a closed set of values
@@ -21,7 +21,7 @@ class Kind(str, Enum):
     FLOAT = "float"
 
 
-class Group(str, Enum):
+class Group(StrEnum):
     """Feature groups: one offline table, one Feast source and one FeatureView each."""
 
     DEMOGRAPHICS = "demographics"
@@ -137,15 +137,27 @@ FEATURES: Final[tuple[Feature, ...]] = (
         "Internet service type.",
         ("DSL", "Fiber optic", "No"),
     ),
-    Feature("online_security", Kind.CATEGORY, Group.SERVICES, "Online security add-on.", INTERNET_ADDON),
-    Feature("online_backup", Kind.CATEGORY, Group.SERVICES, "Online backup add-on.", INTERNET_ADDON),
     Feature(
-        "device_protection", Kind.CATEGORY, Group.SERVICES, "Device protection add-on.", INTERNET_ADDON
+        "online_security", Kind.CATEGORY, Group.SERVICES, "Online security add-on.", INTERNET_ADDON
+    ),
+    Feature(
+        "online_backup", Kind.CATEGORY, Group.SERVICES, "Online backup add-on.", INTERNET_ADDON
+    ),
+    Feature(
+        "device_protection",
+        Kind.CATEGORY,
+        Group.SERVICES,
+        "Device protection add-on.",
+        INTERNET_ADDON,
     ),
     Feature("tech_support", Kind.CATEGORY, Group.SERVICES, "Tech support add-on.", INTERNET_ADDON),
     Feature("streaming_tv", Kind.CATEGORY, Group.SERVICES, "Streaming TV add-on.", INTERNET_ADDON),
     Feature(
-        "streaming_movies", Kind.CATEGORY, Group.SERVICES, "Streaming movies add-on.", INTERNET_ADDON
+        "streaming_movies",
+        Kind.CATEGORY,
+        Group.SERVICES,
+        "Streaming movies add-on.",
+        INTERNET_ADDON,
     ),
 )
 
@@ -164,7 +176,9 @@ class DerivedFeature:
 
 # Computed by churn.features.derived.derive(); served by the on-demand feature view.
 DERIVED_FEATURES: Final[tuple[DerivedFeature, ...]] = (
-    DerivedFeature("num_services", Kind.INT, "Number of subscribed services (phone, lines, add-ons)."),
+    DerivedFeature(
+        "num_services", Kind.INT, "Number of subscribed services (phone, lines, add-ons)."
+    ),
     DerivedFeature(
         "avg_monthly_spend",
         Kind.FLOAT,

@@ -55,17 +55,21 @@ def render_stack(name: str, values: Mapping[str, str]) -> str:
     return _PLACEHOLDER.sub(lambda m: values[m.group(1)], text)
 
 
-def register_stack(name: str, settings: Settings, environ: Mapping[str, str] | None = None) -> None:
-    """Render stacks/<name>.yaml and `zenml stack import` it (replacing nothing existing).
+def register_stack(name: str, settings: Settings, environ: Mapping[str, str] | None = None) -> bool:
+    """Render stacks/<name>.yaml and `zenml stack import` it; False if it already exists.
 
-    Raises CalledProcessError with zenml's output when the import fails (for example
-    when a stack of that name is already registered: `zenml stack delete` it first).
+    An existing stack of that name is left as it is (delete it with `zenml stack
+    delete` to re-register). Raises CalledProcessError with zenml's output when the
+    import fails.
     """
     env = environ if environ is not None else os.environ
     text = render_stack(name, stack_variables(settings, env))
+    zenml = str(Path(sys.executable).with_name("zenml"))
+    exists = subprocess.run([zenml, "stack", "describe", name], capture_output=True, check=False)
+    if exists.returncode == 0:
+        return False
     if name == "local":
         settings.home.joinpath("mlflow").mkdir(parents=True, exist_ok=True)
-    zenml = str(Path(sys.executable).with_name("zenml"))
     for secret in sorted(set(_SECRET_REF.findall(text))):
         _ensure_secret(zenml, secret, env)
     with tempfile.TemporaryDirectory() as tmp:
@@ -77,6 +81,7 @@ def register_stack(name: str, settings: Settings, environ: Mapping[str, str] | N
             capture_output=True,
             text=True,
         )
+    return True
 
 
 def _ensure_secret(zenml: str, secret: str, environ: Mapping[str, str]) -> None:

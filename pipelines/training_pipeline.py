@@ -1,7 +1,9 @@
 """Training pipeline: point-in-time features -> candidates -> evaluation -> gates ->
 drift detector -> MLflow runs and registry -> gated promotion of the champion.
 
-Run: zenml pipeline run pipelines.training_pipeline.training_pipeline -c configs/training_pipeline.yaml
+Run:
+    zenml pipeline run pipelines.training_pipeline.training_pipeline \\
+        -c configs/training_pipeline.yaml
 """
 
 from datetime import datetime

@@ -6,7 +6,14 @@ import pandas as pd
 from zenml import step
 
 from churn.models.candidates import TrainedCandidate
-from churn.models.evaluate import Costs, Evaluation, Revenue, ThresholdRule, choose_threshold, evaluate
+from churn.models.evaluate import (
+    Costs,
+    Evaluation,
+    Revenue,
+    ThresholdRule,
+    choose_threshold,
+    evaluate,
+)
 from churn.schema import LABEL, model_input_names
 
 
@@ -17,7 +24,7 @@ def evaluate_candidates(
     test: pd.DataFrame,
     threshold_rule: dict[str, Any],
     costs: dict[str, float],
-    revenue: dict[str, float],
+    revenue: dict[str, Any],
 ) -> Annotated[dict[str, Evaluation], "evaluations"]:
     """Held-out evaluation per family, keyed by kind.
 

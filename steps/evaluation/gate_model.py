@@ -17,7 +17,9 @@ def gate_model(
     evaluations: dict[str, Evaluation],
     test: pd.DataFrame,
     gates: dict[str, Any],
-) -> tuple[Annotated[TrainedCandidate, "challenger"], Annotated[list[dict[str, Any]], "gate_results"]]:
+) -> tuple[
+    Annotated[TrainedCandidate, "challenger"], Annotated[list[dict[str, Any]], "gate_results"]
+]:
     """The best candidate by CV ROC-AUC (training data only), if it passes every gate.
 
     Raises GateFailure naming each failed gate, its value and its limit.

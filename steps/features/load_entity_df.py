@@ -12,7 +12,7 @@ from churn.schema import LABEL_OBSERVED_AT
 
 @step
 def load_entity_df(labels_known_by: datetime | None = None) -> Annotated[pd.DataFrame, "entity_df"]:
-    """Labels (customer_id, event_timestamp, churn, label_observed_at) known by `labels_known_by` (all if None).
+    """Label rows known by `labels_known_by` (all if None), with their timestamps.
 
     Filtering on label_observed_at keeps labels that did not exist yet at the
     cut-off out of a backfilled training set.

@@ -17,7 +17,8 @@ def stack_tracking_uri() -> str:
     if tracker is None:
         return get_settings().tracking_uri
     configure = getattr(tracker, "configure_mlflow", None)
-    if configure is not None:
-        configure()  # also exports credentials for a remote tracking server
-    uri: str = tracker.get_tracking_uri()
-    return uri
+    get_uri = getattr(tracker, "get_tracking_uri", None)
+    if configure is None or get_uri is None:
+        raise TypeError(f"experiment tracker {tracker.name!r} is not an MLflow tracker")
+    configure()  # also exports credentials for a remote tracking server
+    return str(get_uri())
