@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from churn.schema import DERIVED_FEATURES, INTERNET_ADDONS
+from churn.schema import INTERNET_ADDONS
 
 # Inputs derive() needs; the FeatureService must carry all of them (Feast raises
 # KeyError offline when an on-demand view lacks a source feature).
@@ -28,11 +28,17 @@ DERIVED_INPUTS: tuple[str, ...] = (
 )
 
 
-def _as_array(values: Sequence[Any] | np.ndarray[Any, Any], dtype: type | None = None) -> np.ndarray[Any, Any]:
+# One input column: a list (Feast python mode), a numpy array or a pandas Series.
+Column = Sequence[Any] | np.ndarray[Any, Any] | pd.Series
+
+
+def _as_array(values: Column, dtype: type | None = None) -> np.ndarray[Any, Any]:
     return np.asarray(values, dtype=dtype)
 
 
-def derive(columns: Mapping[str, Sequence[Any] | np.ndarray[Any, Any]]) -> dict[str, np.ndarray[Any, Any]]:
+def derive(
+    columns: Mapping[str, Column] | pd.DataFrame,
+) -> dict[str, np.ndarray[Any, Any]]:
     """Compute every DERIVED_FEATURES column from raw feature columns.
 
     `columns` maps raw feature names to equal-length sequences (a pandas DataFrame,
@@ -44,7 +50,11 @@ def derive(columns: Mapping[str, Sequence[Any] | np.ndarray[Any, Any]]) -> dict[
     tenure = _as_array(columns["tenure"], np.float64)
     monthly = _as_array(columns["monthly_charges"], np.float64)
     total = _as_array(columns["total_charges"], np.float64)
-    services = [columns["phone_service"], columns["multiple_lines"], *(columns[c] for c in INTERNET_ADDONS)]
+    services = [
+        columns["phone_service"],
+        columns["multiple_lines"],
+        *(columns[c] for c in INTERNET_ADDONS),
+    ]
     num_services = sum((_as_array(s) == "Yes").astype(np.int64) for s in services)
     num_services = num_services + (_as_array(columns["internet_service"]) != "No").astype(np.int64)
     with np.errstate(divide="ignore", invalid="ignore"):

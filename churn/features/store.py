@@ -1,0 +1,437 @@
+"""Feast helpers: open the store, apply the repo, materialize, read features.
+
+Small typed functions (no module state) that pipelines, serving and tests call
+instead of repeating Feast boilerplate. They add the checks Feast 0.49 leaves out
+(measured, see DESIGN.md):
+
+- historical reads: the file offline store silently DROPS an entity row whose
+  feature rows are all later than its timestamp, instead of returning nulls;
+  historical_features() insists on exactly one row per entity row, in the entity
+  frame's order, and names the rows it could not serve;
+- online reads: an unknown customer id comes back as None for every feature,
+  without any error; online_features() reports such ids explicitly.
+
+feature_store.yaml is loaded with the variables churn.settings resolves (see
+churn.features.env), so Python code needs no exported environment, and the feature
+repo's modules are imported from their files (no chdir, unlike `feast apply`).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pandas as pd
+import yaml
+from feast import (
+    Entity,
+    FeatureService,
+    FeatureStore,
+    FeatureView,
+    FileSource,
+    OnDemandFeatureView,
+)
+from feast.data_source import DataSource
+from feast.feature_view import DUMMY_ENTITY
+from feast.project import Project
+from feast.repo_config import FeastConfigError, RepoConfig
+from feast.repo_contents import RepoContents
+from feast.repo_operations import extract_objects_for_apply_delete, get_repo_files
+from pydantic import ValidationError
+
+from churn.features.env import feast_env, substitute
+from churn.features.feast_schema import offline_path
+from churn.features.names import FEATURE_SERVICE, source_name
+from churn.schema import ENTITY_KEY, EVENT_TIMESTAMP, Group, feature_names, model_input_names
+from churn.settings import FEATURE_REPO, Settings, get_settings
+
+DEFAULT_YAML = "feature_store.yaml"
+_EXAMPLES = 5  # how many offending keys an error message lists
+
+
+class FeatureStoreError(RuntimeError):
+    """Base class of the checks this module adds on top of Feast."""
+
+
+class MissingFeatureRowsError(FeatureStoreError):
+    """Entity rows for which the offline store returned no row at all."""
+
+    def __init__(self, missing: pd.DataFrame, total: int) -> None:
+        self.missing = missing
+        examples = missing.head(_EXAMPLES).to_dict("records")
+        super().__init__(
+            f"{len(missing)} of {total} entity rows got no feature row: no snapshot of "
+            f"the customer at or before the row's {EVENT_TIMESTAMP} (within the view "
+            f"ttl), and Feast's file offline store drops such rows instead of returning "
+            f"nulls. First {len(examples)}: {examples}"
+        )
+
+
+class MissingFeatureValuesError(FeatureStoreError):
+    """Rows served with some features null (a group's snapshot missing or expired)."""
+
+    def __init__(self, counts: Mapping[str, int], keys: Sequence[Any]) -> None:
+        self.counts = dict(counts)
+        self.keys = list(keys)
+        super().__init__(
+            f"{len(self.keys)} rows have null features (nulls per column: {self.counts}); "
+            f"first {min(_EXAMPLES, len(self.keys))}: {self.keys[:_EXAMPLES]}"
+        )
+
+
+class UnknownCustomerError(FeatureStoreError, KeyError):
+    """Customer ids for which the online store holds no features at all."""
+
+    def __init__(self, customer_ids: Sequence[str]) -> None:
+        self.customer_ids = list(customer_ids)
+        super().__init__(
+            f"{len(self.customer_ids)} unknown customer id(s) (no features in the online "
+            f"store; never materialized?): {self.customer_ids[: _EXAMPLES * 4]}"
+        )
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0])
+
+
+# --------------------------------------------------------------------------- config
+
+
+def repo_config(
+    repo_path: Path = FEATURE_REPO,
+    settings: Settings | None = None,
+    *,
+    yaml_file: str = DEFAULT_YAML,
+    environ: Mapping[str, str] | None = None,
+) -> RepoConfig:
+    """Parse and validate a feature_store yaml with variables from settings.
+
+    Values come from `feast_env(settings)` first, then `environ` (os.environ by
+    default) for variables settings does not know (e.g. the EKS bucket); an unset
+    variable raises MissingEnvironmentVariableError naming it.
+    """
+    settings = settings or get_settings()
+    path = repo_path / yaml_file
+    env = {**(os.environ if environ is None else environ), **feast_env(settings)}
+    raw = yaml.safe_load(substitute(path.read_text(), env, source=str(path)))
+    try:
+        config = RepoConfig(**raw)
+    except ValidationError as e:
+        raise FeastConfigError(e, path) from e  # type: ignore[no-untyped-call]
+    config.repo_path = repo_path
+    return config
+
+
+def get_store(
+    repo_path: Path = FEATURE_REPO,
+    settings: Settings | None = None,
+    *,
+    yaml_file: str = DEFAULT_YAML,
+) -> FeatureStore:
+    """A FeatureStore for the repo, configured from settings (no env export needed).
+
+    Creates the local registry's directory: Feast only creates its last level.
+    """
+    config = repo_config(repo_path, settings, yaml_file=yaml_file)
+    registry_path = config.registry.path
+    if "://" not in registry_path:
+        Path(registry_path).parent.mkdir(parents=True, exist_ok=True)
+    return FeatureStore(repo_path=str(repo_path), config=config)
+
+
+# ---------------------------------------------------------------------------- apply
+
+
+@dataclass(frozen=True)
+class ApplyReport:
+    """What apply_repo registered and removed, by object name."""
+
+    applied: list[str]
+    deleted: list[str]
+
+
+def _load_module(path: Path) -> ModuleType:
+    """Execute one repo file as a fresh module (objects re-read settings each time)."""
+    spec = importlib.util.spec_from_file_location(f"churn_feature_repo_{path.stem}", path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot import feature repo file {path}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _collect(objects: list[Any], kind: type, new: Any) -> None:
+    if isinstance(new, kind) and not any(new is known for known in objects):
+        objects.append(new)
+
+
+def load_repo_contents(repo_path: Path, project: str) -> RepoContents:
+    """The Feast objects the repo's .py files define, as `feast apply` collects them.
+
+    Same file selection (.feastignore honoured) and same object kinds as Feast's
+    parse_repo, without its os.chdir; like it, adds Feast's dummy entity.
+    """
+    sources: list[DataSource] = []
+    entities: list[Entity] = []
+    views: list[FeatureView] = []
+    odfvs: list[OnDemandFeatureView] = []
+    services: list[FeatureService] = []
+    for path in get_repo_files(repo_path):
+        module = _load_module(path)
+        for name in dir(module):
+            obj = getattr(module, name)
+            _collect(sources, DataSource, obj)
+            _collect(entities, Entity, obj)
+            _collect(views, FeatureView, obj)
+            _collect(odfvs, OnDemandFeatureView, obj)
+            _collect(services, FeatureService, obj)
+    for view in views:
+        if view.batch_source is not None:
+            _collect(sources, DataSource, view.batch_source)
+    return RepoContents(
+        projects=[Project(name=project)],
+        data_sources=sources,
+        feature_views=views,
+        on_demand_feature_views=odfvs,
+        stream_feature_views=[],
+        entities=[*entities, DUMMY_ENTITY],
+        feature_services=services,
+        permissions=[],
+    )
+
+
+def _check_source_paths(repo: RepoContents, settings: Settings) -> None:
+    """The definitions read CHURN_HOME through get_settings(): refuse to register
+    offline paths that differ from the settings this store was opened with."""
+    for group in Group:
+        expected = offline_path(group, settings)
+        for source in repo.data_sources:
+            if (
+                source.name == source_name(group)
+                and isinstance(source, FileSource)
+                and source.path != expected
+            ):
+                raise ValueError(
+                    f"source {source.name!r} points at {source.path}, but the settings "
+                    f"give {expected}: the feature repo reads CHURN_HOME from the "
+                    "environment (get_settings()), so set it there before applying"
+                )
+
+
+def apply_repo(
+    store: FeatureStore, repo_path: Path = FEATURE_REPO, settings: Settings | None = None
+) -> ApplyReport:
+    """Programmatic `feast apply`: register the repo's objects, delete stale ones.
+
+    `settings` (default get_settings()) must be the ones the store was opened with:
+    the offline paths the repo declares are checked against them.
+    """
+    project = store.config.project
+    repo = load_repo_contents(repo_path, project)
+    _check_source_paths(repo, settings or get_settings())
+    to_apply, to_delete, _, _ = extract_objects_for_apply_delete(  # type: ignore[no-untyped-call]
+        project, store.registry, repo
+    )
+    store.apply(to_apply, objects_to_delete=to_delete, partial=False)
+    return ApplyReport(
+        applied=sorted(o.name for o in to_apply), deleted=sorted(o.name for o in to_delete)
+    )
+
+
+# ---------------------------------------------------------------------- materialize
+
+
+@dataclass(frozen=True)
+class MaterializationReport:
+    """One materialization run: which views, which window, how long it took."""
+
+    views: list[str]
+    start: dict[str, datetime | None]
+    end: datetime
+    seconds: float
+
+
+def _require_aware(name: str, value: datetime) -> None:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"{name} must be timezone-aware (got naive {value.isoformat()})")
+
+
+def _online_views(store: FeatureStore) -> list[FeatureView]:
+    return [v for v in store.list_feature_views() if v.online]
+
+
+def materialize(store: FeatureStore, start: datetime, end: datetime) -> MaterializationReport:
+    """Load every online view's rows with event time in [start, end] into Redis."""
+    _require_aware("start", start)
+    _require_aware("end", end)
+    views = [v.name for v in _online_views(store)]
+    began = time.perf_counter()
+    store.materialize(start_date=start, end_date=end, feature_views=views)
+    return MaterializationReport(
+        views=views,
+        start=dict.fromkeys(views, start),
+        end=end,
+        seconds=time.perf_counter() - began,
+    )
+
+
+def materialize_incremental(store: FeatureStore, end: datetime) -> MaterializationReport:
+    """Load rows newer than each view's last materialized end (or now - ttl) up to end."""
+    _require_aware("end", end)
+    views = _online_views(store)
+    starts = {v.name: v.most_recent_end_time for v in views}
+    began = time.perf_counter()
+    store.materialize_incremental(end_date=end, feature_views=list(starts))
+    return MaterializationReport(
+        views=list(starts), start=starts, end=end, seconds=time.perf_counter() - began
+    )
+
+
+# ------------------------------------------------------------------------ historical
+
+
+def _entity_keys(frame: pd.DataFrame, what: str) -> pd.DataFrame:
+    missing = [c for c in (ENTITY_KEY, EVENT_TIMESTAMP) if c not in frame.columns]
+    if missing:
+        raise KeyError(f"{what} lacks column(s) {missing}")
+    ts = frame[EVENT_TIMESTAMP]
+    if not isinstance(ts.dtype, pd.DatetimeTZDtype):
+        raise ValueError(f"{what}.{EVENT_TIMESTAMP} must be timezone-aware, got {ts.dtype}")
+    return pd.DataFrame(
+        {
+            ENTITY_KEY: frame[ENTITY_KEY].astype(str).to_numpy(),
+            EVENT_TIMESTAMP: ts.dt.tz_convert("UTC").array,  # positional, like the ids
+        }
+    )
+
+
+def historical_features(
+    store: FeatureStore,
+    entity_df: pd.DataFrame,
+    *,
+    service: str = FEATURE_SERVICE,
+    allow_missing_values: bool = False,
+) -> pd.DataFrame:
+    """Point-in-time correct features of a FeatureService, one row per entity row.
+
+    `entity_df` needs customer_id and a tz-aware event_timestamp (extra columns such
+    as the label pass through); its (customer_id, event_timestamp) pairs must be
+    unique. The result has entity_df's rows in entity_df's order. Raises
+    MissingFeatureRowsError when Feast dropped entity rows (no snapshot at or
+    before their time) and, unless allow_missing_values, MissingFeatureValuesError
+    when a row came back with null raw features.
+    """
+    keys = _entity_keys(entity_df, "entity_df")
+    if keys[ENTITY_KEY].isna().any() or keys[EVENT_TIMESTAMP].isna().any():
+        raise ValueError(f"entity_df has null {ENTITY_KEY} or {EVENT_TIMESTAMP} values")
+    duplicated = keys.duplicated()
+    if duplicated.any():
+        raise ValueError(
+            f"entity_df has {int(duplicated.sum())} duplicate ({ENTITY_KEY}, {EVENT_TIMESTAMP}) "
+            f"pairs, e.g. {keys[duplicated].head(_EXAMPLES).to_dict('records')}"
+        )
+    job = store.get_historical_features(
+        entity_df=entity_df, features=store.get_feature_service(service)
+    )
+    result = job.to_df()
+    result_keys = _entity_keys(result, "Feast's result")
+    if result_keys.duplicated().any():
+        raise FeatureStoreError(
+            f"Feast returned {int(result_keys.duplicated().sum())} duplicate entity rows"
+        )
+    index = pd.MultiIndex.from_frame(result_keys)
+    wanted = pd.MultiIndex.from_frame(keys)
+    found = wanted.isin(index)
+    if not found.all():
+        raise MissingFeatureRowsError(keys[~found].reset_index(drop=True), len(keys))
+    ordered = result.set_axis(index).loc[wanted].reset_index(drop=True)
+    ordered[EVENT_TIMESTAMP] = keys[EVENT_TIMESTAMP].to_numpy()
+    if not allow_missing_values:
+        _check_no_nulls(ordered, [c for c in feature_names() if c in ordered.columns])
+    return ordered
+
+
+def _check_no_nulls(frame: pd.DataFrame, columns: Sequence[str]) -> None:
+    nulls = frame[list(columns)].isna()
+    rows = nulls.any(axis=1)
+    if rows.any():
+        counts = {str(c): int(n) for c, n in nulls.sum().items() if n}
+        sub = frame.loc[
+            rows, [ENTITY_KEY, *([EVENT_TIMESTAMP] if EVENT_TIMESTAMP in frame else [])]
+        ]
+        raise MissingFeatureValuesError(counts, sub.to_dict("records"))
+
+
+# ---------------------------------------------------------------------------- online
+
+
+@dataclass(frozen=True)
+class OnlineFeatures:
+    """Online features of some customers, column-wise; rows in the requested order,
+    columns in model_input_names() order.
+
+    `unknown`: ids with no raw feature at all (never materialized); `incomplete`:
+    ids with some raw features null (those values are None). Every value of an
+    unknown id, derived ones included, is None.
+    """
+
+    customer_ids: list[str]
+    columns: dict[str, list[Any]]
+    unknown: list[str] = field(default_factory=list)
+    incomplete: list[str] = field(default_factory=list)
+
+    def to_frame(self) -> pd.DataFrame:
+        """customer_id plus one column per feature."""
+        return pd.DataFrame({ENTITY_KEY: self.customer_ids, **self.columns})
+
+
+def online_features(
+    store: FeatureStore,
+    customer_ids: Sequence[str],
+    *,
+    features: str | Sequence[str] = FEATURE_SERVICE,
+    strict: bool = True,
+) -> OnlineFeatures:
+    """Read features from Redis: a FeatureService name, or `view:feature` references.
+
+    Feast answers an unknown id with None for every feature and no error; this
+    detects it on the raw features (derived ones are computed even from None).
+    strict raises UnknownCustomerError / MissingFeatureValuesError; otherwise the
+    ids are listed in the result's `unknown` / `incomplete`.
+    """
+    ids = [str(c) for c in customer_ids]
+    if not ids:
+        raise ValueError("customer_ids is empty")
+    refs: FeatureService | list[str] = (
+        store.get_feature_service(features) if isinstance(features, str) else list(features)
+    )
+    response = store.get_online_features(
+        features=refs, entity_rows=[{ENTITY_KEY: c} for c in ids]
+    ).to_dict()
+    order = {name: i for i, name in enumerate(model_input_names())}
+    names = sorted((k for k in response if k != ENTITY_KEY), key=lambda k: order.get(k, len(order)))
+    columns = {k: list(response[k]) for k in names}
+    raw = [c for c in feature_names() if c in columns]
+    unknown: list[str] = []
+    incomplete: list[str] = []
+    for i, cid in enumerate(ids):
+        n_null = sum(columns[c][i] is None for c in raw)
+        if raw and n_null == len(raw):
+            unknown.append(cid)
+        elif n_null:
+            incomplete.append(cid)
+    for i in (ids.index(c) for c in unknown):
+        for values in columns.values():  # derived values computed from None mean nothing
+            values[i] = None
+    if strict and unknown:
+        raise UnknownCustomerError(unknown)
+    if strict and incomplete:
+        counts = {c: sum(v is None for v in columns[c]) for c in raw}
+        raise MissingFeatureValuesError({c: n for c, n in counts.items() if n}, incomplete)
+    return OnlineFeatures(customer_ids=ids, columns=columns, unknown=unknown, incomplete=incomplete)

@@ -1,0 +1,47 @@
+"""Fixtures of the model tests: the real Telco data, its seeded split, trained candidates.
+
+Training is the expensive part (~15-30 s on 2 cores), so the candidates are trained
+once per session with churn's default grid and shared read-only by every model test.
+The split uses the pipeline's default seed (configs and steps/training/split_data.py).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from model_support import CV_FOLDS, SEED, Split
+
+from churn.data.telco import load_telco
+from churn.features.derived import add_derived
+from churn.models.candidates import DEFAULT_GRID, TrainedCandidate, train_candidates
+from churn.models.split import split_frame
+from churn.schema import LABEL
+
+
+@pytest.fixture(scope="session")
+def telco_frame(telco_csv: Path) -> pd.DataFrame:
+    """The real Telco data with derived features (read-only: copy before editing)."""
+    return add_derived(load_telco(telco_csv))
+
+
+@pytest.fixture(scope="session")
+def split(telco_frame: pd.DataFrame) -> Split:
+    """Stratified, seeded 80/20 split of the real data."""
+    train, test = split_frame(telco_frame, strategy="stratified", test_size=0.2, seed=SEED)
+    return Split(
+        X_train=train.drop(columns=[LABEL]),
+        y_train=train[LABEL].to_numpy(dtype=np.int64),
+        X_test=test.drop(columns=[LABEL]),
+        y_test=test[LABEL].to_numpy(dtype=np.int64),
+    )
+
+
+@pytest.fixture(scope="session")
+def candidates(split: Split) -> dict[str, TrainedCandidate]:
+    """Every family trained on the real training split with the default grid."""
+    return train_candidates(
+        split.X_train, split.y_train, DEFAULT_GRID, seed=SEED, cv_folds=CV_FOLDS
+    )

@@ -1,0 +1,98 @@
+"""Model gates on real Telco models: pass for a good model, fail for broken ones."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from model_support import SEED, Split, TenureRisingModel
+
+from churn.models.candidates import TrainedCandidate, best_candidate, build_pipeline
+from churn.models.evaluate import ThresholdRule, choose_threshold
+from churn.models.gates import (
+    GateConfig,
+    GateFailure,
+    GateResult,
+    enforce,
+    run_gates,
+    tenure_probe,
+)
+
+RULE = ThresholdRule("recall_target", recall_target=0.80)
+
+
+def _by_name(results: list[GateResult]) -> dict[str, GateResult]:
+    return {r.name: r for r in results}
+
+
+@pytest.fixture(scope="module")
+def best(candidates: dict[str, TrainedCandidate]) -> TrainedCandidate:
+    return best_candidate(candidates)
+
+
+@pytest.fixture(scope="module")
+def threshold(best: TrainedCandidate, split: Split) -> float:
+    return choose_threshold(split.y_train, best.oof_scores, RULE)
+
+
+@pytest.mark.parametrize("kind", ["logreg", "random_forest", "xgboost"])
+def test_every_trained_family_passes_every_gate(
+    kind: str, candidates: dict[str, TrainedCandidate], split: Split
+) -> None:
+    candidate = candidates[kind]
+    thr = choose_threshold(split.y_train, candidate.oof_scores, RULE)
+    results = run_gates(candidate.pipeline, split.X_test, split.y_test, thr, GateConfig())
+    assert len(results) == 10
+    enforce(results)  # raises GateFailure naming what failed
+    gates = _by_name(results)
+    assert gates["invariance_customer_id"].value < 1e-9
+    assert gates["invariance_batch"].value < 1e-9
+    print(f"\n{kind}:\n" + "\n".join(r.describe() for r in results))
+
+
+def test_gates_fail_a_model_trained_on_shuffled_labels(split: Split, threshold: float) -> None:
+    shuffled = np.random.default_rng(SEED).permutation(split.y_train)
+    noise = build_pipeline("xgboost", {"n_estimators": 100, "max_depth": 3}, SEED)
+    noise.fit(split.X_train, shuffled)
+    results = run_gates(noise, split.X_test, split.y_test, threshold, GateConfig())
+    gates = _by_name(results)
+    assert not gates["min_roc_auc"].passed
+    assert gates["min_roc_auc"].value < 0.6
+    with pytest.raises(GateFailure) as failure:
+        enforce(results)
+    message = str(failure.value)
+    assert "min_roc_auc: FAIL" in message and "off by" in message
+    for failed in failure.value.failed:
+        assert failed.name in message
+
+
+def test_gates_fail_a_model_whose_churn_rises_with_tenure(
+    best: TrainedCandidate, split: Split, threshold: float
+) -> None:
+    wrong = TenureRisingModel(best.pipeline)
+    results = run_gates(wrong, split.X_test, split.y_test, threshold, GateConfig())
+    gates = _by_name(results)
+    assert not gates["directional_tenure"].passed
+    assert gates["directional_tenure"].value < 0.5
+    assert not gates["directional_contract"].passed
+    # It is still a deterministic function of the features: invariance holds.
+    assert gates["invariance_customer_id"].passed and gates["invariance_batch"].passed
+    with pytest.raises(GateFailure, match="directional_tenure"):
+        enforce(results)
+
+
+def test_tenure_probe_moves_only_tenure_and_what_it_implies(split: Split) -> None:
+    base = split.X_test.head(3).reset_index(drop=True)
+    probe = tenure_probe(base, steps=(1, 12, 72))
+    assert len(probe) == 9
+    assert probe["tenure"].tolist() == [1, 12, 72] * 3
+    unchanged = [
+        c
+        for c in base.columns
+        if c
+        not in ("tenure", "total_charges", "num_services", "avg_monthly_spend", "charges_trend")
+    ]
+    for column in unchanged:
+        assert probe[column].tolist() == np.repeat(base[column].to_numpy(), 3).tolist(), column
+    # The average bill is kept, so the derived spend features do not move with tenure.
+    spend = probe["avg_monthly_spend"].to_numpy().reshape(3, 3)
+    np.testing.assert_allclose(spend, spend[:, :1].repeat(3, axis=1))

@@ -1,0 +1,72 @@
+"""Safe model files: round trip, schema and checksum guards, forest node validation."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.tree._tree import Tree
+
+from churn.data.synthetic import generate
+from churn.features.derived import add_derived
+from churn.models.candidates import build_pipeline
+from churn.models.serialize import ModelFormatError, load_model, save_model
+
+PARAMS: dict[str, dict[str, Any]] = {
+    "logreg": {"C": 1.0},
+    "random_forest": {"n_estimators": 10, "max_depth": 5},
+    "xgboost": {"n_estimators": 20, "max_depth": 3},
+}
+
+
+@pytest.fixture(scope="module")
+def frame() -> pd.DataFrame:
+    return add_derived(generate(800, seed=4))
+
+
+@pytest.mark.parametrize("kind", sorted(PARAMS))
+def test_round_trip_equals_the_pipeline(kind: str, frame: pd.DataFrame, tmp_path: Path) -> None:
+    pipeline = build_pipeline(kind, PARAMS[kind], seed=0).fit(frame, frame["churn"])  # type: ignore[arg-type]
+    save_model(pipeline, tmp_path)
+    loaded = load_model(tmp_path)
+    columns = {c: frame[c].to_numpy() for c in frame.columns}
+    np.testing.assert_allclose(
+        loaded.predict_proba(columns), pipeline.predict_proba(frame)[:, 1], rtol=0, atol=1e-6
+    )
+    assert loaded.kind == kind
+
+
+def test_a_model_from_another_schema_is_refused(frame: pd.DataFrame, tmp_path: Path) -> None:
+    save_model(build_pipeline("logreg", {}, seed=0).fit(frame, frame["churn"]), tmp_path)
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    manifest["schema_fingerprint"] = "0" * 64
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ModelFormatError, match="retrain"):
+        load_model(tmp_path)
+
+
+def test_a_directory_without_manifest_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ModelFormatError, match=r"manifest\.json"):
+        load_model(tmp_path)
+
+
+def test_forest_with_out_of_range_nodes_is_refused(frame: pd.DataFrame, tmp_path: Path) -> None:
+    """skops cannot bounds-check sklearn's Tree; load_model must, before any predict."""
+    pipeline = build_pipeline("random_forest", PARAMS["random_forest"], seed=0)
+    pipeline.fit(frame, frame["churn"])
+    estimator = pipeline.steps[-1][1].estimators_[0]
+    tree = estimator.tree_
+    state = tree.__getstate__()
+    nodes = state["nodes"].copy()
+    nodes["left_child"][0] = 10**6
+    state["nodes"] = nodes
+    crafted = Tree(tree.n_features, np.asarray(tree.n_classes), tree.n_outputs)
+    crafted.__setstate__(state)
+    estimator.tree_ = crafted
+    save_model(pipeline, tmp_path)
+    with pytest.raises(ModelFormatError, match=r"tree 0 .* out-of-range"):
+        load_model(tmp_path)
