@@ -72,10 +72,12 @@ def test_both_stacks_register_without_a_cluster(zenml_home: Path, churn_env: Set
             "MLFLOW_TRACKING_PASSWORD": "not-a-real-password",
         },
     )
-    described = _zenml("stack", "describe", "eks").stdout
+    eks = _zenml("stack", "describe", "eks")
+    described = eks.stdout + eks.stderr  # zenml's rich console writes to either
     for component in ("eks_orchestrator", "s3_artifacts", "ecr", "mlflow_eks"):
         assert component in described
-    assert "mlflow_local" in _zenml("stack", "describe", "local").stdout
+    local = _zenml("stack", "describe", "local")
+    assert "mlflow_local" in local.stdout + local.stderr
 
 
 def _champion_metrics(settings: Settings) -> tuple[str, dict[str, float]]:
