@@ -34,7 +34,13 @@ from churn.data.synthetic import generate
 from churn.data.telco import load_telco
 from churn.data.timestamps import DEFAULT_SNAPSHOT_TIME, assign_event_time
 from churn.features.names import FEATURE_SERVICE, VIEW_BY_GROUP, feature_refs
-from churn.features.store import apply_repo, get_store, materialize, online_features
+from churn.features.store import (
+    apply_repo,
+    get_store,
+    materialize,
+    online_features,
+    service_refs,
+)
 from churn.schema import ENTITY_KEY, EVENT_TIMESTAMP
 from churn.settings import PROJECT_ROOT, Settings, get_settings
 
@@ -103,8 +109,9 @@ def _latency_figures(settings: Settings, ids: Sequence[str], reps: int) -> list[
     pool = np.asarray(ids)
     lines = []
     variants: list[tuple[str, str | list[str]]] = [
-        (f"FeatureService {FEATURE_SERVICE} (raw + on-demand)", FEATURE_SERVICE),
-        ("raw views only (feature refs)", feature_refs(include_derived=False)),
+        (f"FeatureService {FEATURE_SERVICE} by name (lookup per call)", FEATURE_SERVICE),
+        (f"FeatureService {FEATURE_SERVICE} resolved once", service_refs(store)),
+        ("raw views only (no on-demand view)", feature_refs(include_derived=False)),
     ]
     for name, features in variants:
         for batch in (1, 100):
@@ -121,12 +128,25 @@ def _latency_figures(settings: Settings, ids: Sequence[str], reps: int) -> list[
     return lines
 
 
+def _synthetic_figures(customers: int, home: Path) -> list[str]:
+    """Materialization throughput for `customers` synthetic customers in their own home."""
+    began = time.perf_counter()
+    synthetic = generate(customers, seed=1)
+    print(f"generated {customers:,} synthetic customers in {time.perf_counter() - began:.1f} s")
+    lines = _materialize_figures(f"synthetic {customers:,}", synthetic, _use_home(home))
+    print(*lines, sep="\n", flush=True)
+    return lines
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark and print its figures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--customers", type=int, default=1_000_000)
     parser.add_argument("--reps", type=int, default=300)
     parser.add_argument("--csv", type=Path, default=DEFAULT_CSV)
+    parser.add_argument(
+        "--skip-synthetic", action="store_true", help="Telco materialization and latency only"
+    )
     args = parser.parse_args(argv)
     if args.reps < 200:
         parser.error("--reps must be >= 200 for a meaningful p99")
@@ -144,17 +164,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             latency = _latency_figures(settings, telco[ENTITY_KEY].tolist(), args.reps)
             print(*latency, sep="\n", flush=True)
             lines += latency
-            began = time.perf_counter()
-            synthetic = generate(args.customers, seed=1)
-            print(
-                f"generated {args.customers:,} synthetic customers in "
-                f"{time.perf_counter() - began:.1f} s",
-                flush=True,
-            )
-            settings = _use_home(Path(tmp) / "synthetic")
-            big = _materialize_figures(f"synthetic {args.customers:,}", synthetic, settings)
-            print(*big, sep="\n", flush=True)
-            lines += big
+            if not args.skip_synthetic:
+                lines += _synthetic_figures(args.customers, Path(tmp) / "synthetic")
         finally:
             redis_local.stop(cfg)
         print("\n== summary ==", *lines, sep="\n")

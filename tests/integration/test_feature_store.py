@@ -50,6 +50,7 @@ from churn.features.store import (
     materialize_incremental,
     online_features,
     repo_config,
+    service_refs,
 )
 from churn.schema import (
     DERIVED_FEATURES,
@@ -242,6 +243,7 @@ def test_feature_service_is_exactly_the_model_inputs(env: FeatureEnv) -> None:
     served = [f.name for p in service.feature_view_projections for f in p.features]
     assert served == model_input_names()
     assert [r.split(":")[1] for r in feature_refs()] == model_input_names()
+    assert service_refs(env.store) == feature_refs()
 
 
 def test_views_are_typed_from_the_schema(env: FeatureEnv) -> None:
