@@ -61,7 +61,7 @@ test: setup ## the test suite (starts its own Redis, MLflow and ZenML stores)
 lint: setup ## ruff lint + format check, mypy
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy churn steps pipelines
+	$(VENV)/bin/mypy churn steps pipelines serving
 
 format: setup ## apply ruff fixes and formatting
 	$(VENV)/bin/ruff check --fix .

@@ -1,0 +1,130 @@
+"""Settings of the serving runtime and of the local MLServer process (CHURN_SERVING_*).
+
+Only what is specific to serving lives here. Where the online store is, and how to
+reach it, is NOT repeated: the runtime opens the Feast store through
+churn.features.store.get_store(), whose feature_store yaml is rendered from
+churn.settings (CHURN_HOME, CHURN_REDIS_*), and reads Redis with the connection
+string Feast itself would use. So the same CHURN_REDIS_* variables drive Feast, the
+feature pipeline and serving, on a laptop and on EKS.
+
+Nothing is read at import time: call get_serving_settings() (cached; tests that
+change the environment call get_serving_settings.cache_clear()).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from churn.settings import FEATURE_REPO, get_settings
+
+DEFAULT_MODEL_NAME = "churn"
+
+
+class ServingSettings(BaseSettings):
+    """Tunables of the churn inference service; every field has a CHURN_SERVING_ variable."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="CHURN_SERVING_", extra="ignore", protected_namespaces=()
+    )
+
+    model_name: str = Field(
+        default=DEFAULT_MODEL_NAME,
+        description="Name of the model in MLServer: the URL is /v2/models/<model_name>/infer.",
+    )
+    model_uri: str | None = Field(
+        default=None,
+        description="Bundle directory to serve instead of model-settings.json's "
+        "parameters.uri (e.g. a bundle mounted at another path in a container). "
+        "Unset: the uri MLServer resolves from model-settings.json.",
+    )
+    feature_repo: Path = Field(
+        default=FEATURE_REPO,
+        description="Feast repo whose registry defines the FeatureService the bundle names.",
+    )
+    feature_store_yaml: str = Field(
+        default="feature_store.yaml",
+        description="Feast config file inside feature_repo: feature_store.yaml locally, "
+        "feature_store.eks.yaml on EKS (ElastiCache over TLS).",
+    )
+    feature_service: str | None = Field(
+        default=None,
+        description="Override of the FeatureService recorded in the bundle's manifest. "
+        "Leave unset: a model must read the service it was trained on.",
+    )
+    redis_timeout_s: float = Field(
+        default=0.5,
+        gt=0,
+        description="Budget for one request's online-store read, connection included; "
+        "slower reads are answered 503 instead of holding the client.",
+    )
+    redis_retry_interval_s: float = Field(
+        default=0.5,
+        ge=0,
+        description="After a failed read, requests are answered 503 at once for this long "
+        "before the next attempt to reach Redis (a hung Redis then costs one timeout per "
+        "interval, not one per request).",
+    )
+    max_batch: int = Field(
+        default=1000,
+        ge=1,
+        description="Most customer ids one request may carry; larger requests get 400.",
+    )
+    reasons_default: bool = Field(
+        default=False,
+        description="Return reason codes when the request does not say (parameter 'reasons'). "
+        "Off by default: contributions cost more than the prediction itself.",
+    )
+    reasons_top_k: int = Field(
+        default=3,
+        ge=1,
+        description="How many reason codes per customer when the request gives no 'top_k'.",
+    )
+    drift_enabled: bool = Field(
+        default=True,
+        description="Feed served feature rows to the bundle's drift detector (if it has one).",
+    )
+    drift_window: int = Field(
+        default=500,
+        ge=10,
+        description="Served rows per drift test; 200-500 rows are needed to see a real "
+        "shift (churn.drift.window), fewer make the test noisy.",
+    )
+    drift_max_pending: int = Field(
+        default=4,
+        ge=1,
+        description="Full windows allowed to wait for the detector; more are dropped and "
+        "counted, so a slow detector can never hold memory or the request path.",
+    )
+    host: str = Field(
+        default="127.0.0.1",
+        description="Interface the local MLServer listens on (0.0.0.0 in a container).",
+    )
+    http_port: int = Field(default=8480, description="Local MLServer REST (V2) port.")
+    grpc_port: int = Field(default=8481, description="Local MLServer gRPC (V2) port.")
+    metrics_port: int = Field(default=8482, description="Local MLServer Prometheus /metrics port.")
+    startup_timeout_s: float = Field(
+        default=120.0,
+        gt=0,
+        description="How long local_server.start() waits for /v2/health/ready "
+        "(MLServer's cold start is 8-10 s, Feast and the drift detector add a few more).",
+    )
+    home: Path | None = Field(
+        default=None,
+        description="Where the local server keeps its repository, bundles, pid and log; "
+        "default <CHURN_HOME>/serving.",
+    )
+
+    @property
+    def serving_home(self) -> Path:
+        """Root of the local server's state (never committed: under CHURN_HOME)."""
+        return self.home if self.home is not None else get_settings().home / "serving"
+
+
+@lru_cache(maxsize=1)
+def get_serving_settings() -> ServingSettings:
+    """Serving settings read once from the environment."""
+    return ServingSettings()

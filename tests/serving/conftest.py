@@ -1,0 +1,115 @@
+"""Fixtures of the serving tests: a real model, real data in a real Redis, a real MLServer.
+
+- `churn_model` / `drift_detector_dir` (session): an XGBoost pipeline trained on the
+  real Telco data with a one-point grid, and an alibi-detect detector fitted on it.
+- `serving_env` (module): an isolated CHURN_HOME with its OWN redis-server (the
+  serving tests stop and pause Redis, which must not disturb the session's shared
+  one), the real Telco CSV loaded by the real feature pipeline
+  (run_feature_pipeline: offline store -> feast apply -> materialize), CHURN_* and
+  CHURN_SERVING_* pointing at it for the module, restored afterwards.
+- `bundle_v1`: a serving bundle of churn_model (+ detector) in that home.
+
+Starting MLServer is left to the HTTP module (one server per module: cold start is
+8-15 s).
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from serving_support import (
+    DRIFT_WINDOW,
+    REDIS_TIMEOUT_S,
+    RETRY_INTERVAL_S,
+    ServingEnv,
+    free_port,
+    make_bundle,
+)
+from sklearn.pipeline import Pipeline
+
+from churn import redis_local
+from churn.data.telco import load_telco
+from churn.features.derived import add_derived
+from churn.features.pipeline import DataSource, run_feature_pipeline
+from churn.models.candidates import train_candidate
+from churn.schema import LABEL, model_input_names
+from churn.settings import get_settings
+from serving.settings import get_serving_settings
+
+HERE = Path(__file__).resolve().parent
+
+
+@pytest.fixture(scope="session")
+def churn_model(telco_csv: Path) -> Pipeline:
+    """XGBoost trained on every Telco customer (one grid point, 2-fold CV: ~2 s)."""
+    frame = add_derived(load_telco(telco_csv))
+    candidate = train_candidate(
+        "xgboost",
+        frame[model_input_names()],
+        frame[LABEL],
+        [{"n_estimators": 120, "max_depth": 3, "learning_rate": 0.1, "subsample": 0.9}],
+        seed=0,
+        cv_folds=2,
+    )
+    return candidate.pipeline
+
+
+@pytest.fixture(scope="session")
+def drift_detector_dir(telco_csv: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The default alibi-detect detector fitted on the Telco features, saved."""
+    from churn.drift import fit_detector
+
+    path = tmp_path_factory.mktemp("detector") / "drift"
+    fit_detector(add_derived(load_telco(telco_csv))).save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def serving_env(tmp_path_factory: pytest.TempPathFactory, telco_csv: Path) -> Iterator[ServingEnv]:
+    """Own CHURN_HOME + redis-server + real Telco features online, for one module."""
+    home = tmp_path_factory.mktemp("serving_home")
+    env = {
+        "CHURN_HOME": str(home),
+        "CHURN_REDIS_HOST": "127.0.0.1",
+        "CHURN_REDIS_PORT": str(free_port()),
+        "CHURN_REDIS_PASSWORD": f"serving-{secrets.token_hex(6)}",
+        "CHURN_REDIS_DB": "0",
+        "CHURN_SERVING_HOME": str(home / "serving"),
+        "CHURN_SERVING_HTTP_PORT": str(free_port()),
+        "CHURN_SERVING_GRPC_PORT": str(free_port()),
+        "CHURN_SERVING_METRICS_PORT": str(free_port()),
+        "CHURN_SERVING_REDIS_TIMEOUT_S": str(REDIS_TIMEOUT_S),
+        "CHURN_SERVING_REDIS_RETRY_INTERVAL_S": str(RETRY_INTERVAL_S),
+        "CHURN_SERVING_DRIFT_WINDOW": str(DRIFT_WINDOW),
+        "CHURN_SERVING_STARTUP_TIMEOUT_S": "90",
+    }
+    with pytest.MonkeyPatch.context() as mp:
+        for name, value in env.items():
+            mp.setenv(name, value)
+        # The server process imports the test runtime in serving_faults.py from here.
+        mp.setenv("PYTHONPATH", str(HERE))
+        get_settings.cache_clear()
+        get_serving_settings.cache_clear()
+        settings = get_settings()
+        cfg = redis_local.config_from_settings(settings)
+        redis_local.start(cfg)
+        try:
+            features = run_feature_pipeline(DataSource(kind="telco", csv_path=telco_csv), settings)
+            yield ServingEnv(settings, get_serving_settings(), cfg, features, telco_csv)
+        finally:
+            redis_local.stop(cfg)
+            get_settings.cache_clear()
+            get_serving_settings.cache_clear()
+    get_settings.cache_clear()
+    get_serving_settings.cache_clear()
+
+
+@pytest.fixture(scope="module")
+def bundle_v1(serving_env: ServingEnv, churn_model: Pipeline, drift_detector_dir: Path) -> Path:
+    """Version "1" of the churn model with its drift detector."""
+    path = serving_env.settings.home / "bundles" / "v1"
+    make_bundle(path, churn_model, "1", drift_detector_dir)
+    return path
