@@ -9,7 +9,7 @@ CHURN := $(VENV)/bin/churn
 FEATURE_CONFIG := configs/feature_pipeline$(if $(CHURN_TELCO_CSV)$(CHURN_TELCO_URL),_telco,).yaml
 ZENML := $(VENV)/bin/zenml
 
-.PHONY: help setup lock redis-start redis-stop redis-status features lookup stack-local stack-eks feature-pipeline training-pipeline champion demo test lint format bench clean-state
+.PHONY: help setup lock redis-start redis-stop redis-status features lookup stack-local stack-eks feature-pipeline training-pipeline deployment-pipeline serve-status serve-stop predict champion demo test lint format bench clean-state
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -49,10 +49,22 @@ feature-pipeline: redis-start ## zenml pipeline run of the feature pipeline
 training-pipeline: redis-start ## zenml pipeline run of the training pipeline
 	$(ZENML) pipeline run pipelines.training_pipeline.training_pipeline -c configs/training_pipeline.yaml
 
+deployment-pipeline: redis-start ## zenml pipeline run of the deployment pipeline (local MLServer or Seldon)
+	$(ZENML) pipeline run pipelines.deployment_pipeline.deployment_pipeline -c configs/deployment_pipeline.yaml
+
+serve-status: ## is the local MLServer up and its model ready?
+	@$(PY) -m serving.local_server status
+
+serve-stop: ## stop the local MLServer
+	@$(PY) -m serving.local_server stop
+
+predict: ## score a few customers through the local inference endpoint (HTTP, V2)
+	@$(CHURN) predict --sample 3
+
 champion: ## print the champion's held-out metrics from MLflow
 	@$(CHURN) model champion
 
-demo: setup redis-start stack-local feature-pipeline training-pipeline lookup champion ## the main job, end to end on local defaults
+demo: setup redis-start stack-local feature-pipeline training-pipeline champion deployment-pipeline predict ## the main job, end to end on local defaults
 
 test: setup ## the test suite (starts its own Redis, MLflow and ZenML stores)
 	@$(PY) -m pytest; rc=$$?; \
@@ -70,6 +82,8 @@ format: setup ## apply ruff fixes and formatting
 bench: setup ## benchmarks (print figures; not tests)
 	$(PY) benchmarks/feature_store_bench.py
 	$(PY) benchmarks/synthetic_bench.py
+	$(PY) benchmarks/drift_bench.py
+	$(PY) benchmarks/serving_bench.py
 
-clean-state: redis-stop ## delete all local state (.churn/): stores, registries, runs
+clean-state: serve-stop redis-stop ## delete all local state (.churn/): stores, registries, runs
 	rm -rf $(CURDIR)/.churn

@@ -8,6 +8,7 @@ tests without a subprocess.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -107,6 +108,42 @@ def _model(args: argparse.Namespace) -> int:
     return 0
 
 
+def _predict(args: argparse.Namespace) -> int:
+    """Ask the local inference endpoint, as a client application would (HTTP, V2)."""
+    import numpy as np
+    import requests
+
+    from churn.data.offline import read_offline_table
+
+    ids: list[str] = list(args.ids)
+    if not ids:
+        known = read_offline_table("labels")["customer_id"].drop_duplicates().to_numpy()
+        rng = np.random.default_rng(args.seed)
+        ids = [str(c) for c in rng.choice(known, size=min(args.sample, len(known)), replace=False)]
+    body = {
+        "inputs": [{"name": "customer_id", "datatype": "BYTES", "shape": [len(ids)], "data": ids}],
+        "parameters": {"reasons": True, "top_k": 3},
+    }
+    url = f"{args.url.rstrip('/')}/v2/models/churn/infer"
+    try:
+        response = requests.post(url, json=body, timeout=10)
+    except requests.ConnectionError:
+        print(f"churn: no inference server at {args.url} (make serve)", file=sys.stderr)
+        return 1
+    if response.status_code != 200:
+        print(f"churn: {response.status_code} {response.text}", file=sys.stderr)
+        return 1
+    outputs = {o["name"]: o["data"] for o in response.json()["outputs"]}
+    for i, cid in enumerate(ids):
+        reasons = json.loads(outputs["reasons"][i])
+        top = ", ".join(f"{r['feature']}={r['value']} ({r['contribution']:+.2f})" for r in reasons)
+        print(
+            f"{cid}: P(churn)={outputs['churn_probability'][i]:.4f} "
+            f"churn={outputs['churn_label'][i]} model={outputs['model_version'][i]} | {top}"
+        )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser; separate from main() so tests can inspect it."""
     parser = argparse.ArgumentParser(prog="churn", description=__doc__)
@@ -129,6 +166,13 @@ def build_parser() -> argparse.ArgumentParser:
     p_model.add_argument("--name", default="churn-classifier", help="registered model name")
     p_model.set_defaults(func=_model)
 
+    p_pred = sub.add_parser("predict", help="score customers through the local endpoint")
+    p_pred.add_argument("ids", nargs="*", help="customer ids (default: a random sample)")
+    p_pred.add_argument("--sample", type=int, default=3)
+    p_pred.add_argument("--seed", type=int, default=0)
+    p_pred.add_argument("--url", default=None, help="server base URL (default: local MLServer)")
+    p_pred.set_defaults(func=_predict)
+
     p_feat = sub.add_parser("features", help="feature pipeline and online lookups")
     feat = p_feat.add_subparsers(dest="action", required=True)
     p_run = feat.add_parser("run", help="load -> validate -> offline store -> apply -> materialize")
@@ -148,6 +192,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `churn` console script."""
     args = build_parser().parse_args(argv)
+    if getattr(args, "url", "unset") is None:
+        from serving.local_server import base_url
+
+        args.url = base_url()
     if getattr(args, "source", "unset") is None:
         # Real data when the user has pointed us at it, else synthetic customers.
         settings = get_settings()

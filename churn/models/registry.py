@@ -47,6 +47,8 @@ CHAMPION: Final = "champion"
 PREVIOUS_CHAMPION: Final = "previous-champion"
 MODEL_ARTIFACT: Final = "model"
 SERVING_ARTIFACT: Final = "serving_model"
+# The champion's drift detector (alibi-detect directory), logged on its run.
+DRIFT_ARTIFACT: Final = "drift_detector"
 PLOTS_ARTIFACT: Final = "plots"
 TEST_PREFIX: Final = "test_"
 TAG_FEATURE_SERVICE: Final = "feast_feature_service"

@@ -10,12 +10,10 @@ from zenml import step
 from churn.models.candidates import TrainedCandidate
 from churn.models.evaluate import Evaluation, save_plots
 from churn.models.fingerprint import data_fingerprint, evaluation_fingerprint
-from churn.models.registry import log_candidate, register, use_tracking
+from churn.models.registry import DRIFT_ARTIFACT, log_candidate, register, use_tracking
 from churn.models.serialize import save_model
 from churn.schema import LABEL, model_input_names
 from steps.registry._tracking import stack_tracking_uri
-
-DRIFT_ARTIFACT = "drift_detector"
 
 
 @step

@@ -12,12 +12,17 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
+import pandas as pd
 import pytest
+import requests
 import yaml
+from conftest import free_port
 
 from churn.models.registry import CHAMPION
 from churn.settings import PROJECT_ROOT, Settings
 from churn.stacks import register_stack
+from serving import local_server
+from serving.settings import get_serving_settings
 
 ZENML = str(Path(sys.executable).with_name("zenml"))
 MODEL_NAME = "churn-classifier-test"
@@ -32,7 +37,15 @@ def zenml_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         mp.setenv("ZENML_ANALYTICS_OPT_IN", "false")
         mp.setenv("ZENML_LOGGING_VERBOSITY", "WARN")
         mp.setenv("AUTO_OPEN_DASHBOARD", "false")
-        yield path
+        mp.setenv("CHURN_SERVING_HOME", str(path / "serving"))
+        for port in ("HTTP", "GRPC", "METRICS"):
+            mp.setenv(f"CHURN_SERVING_{port}_PORT", str(free_port()))
+        get_serving_settings.cache_clear()
+        try:
+            yield path
+        finally:
+            local_server.stop(get_serving_settings())
+            get_serving_settings.cache_clear()
 
 
 def _zenml(*args: str) -> subprocess.CompletedProcess[str]:
@@ -130,3 +143,42 @@ def test_feature_and_training_pipelines_run_and_are_reproducible(
         assert rerun[key] == first[key], key
     assert newest == int(first_version) + 1
     assert second_version == first_version
+
+
+def _infer(ids: list[str]) -> requests.Response:
+    body = {
+        "inputs": [{"name": "customer_id", "datatype": "BYTES", "shape": [len(ids)], "data": ids}]
+    }
+    url = f"{local_server.base_url(get_serving_settings())}/v2/models/churn/infer"
+    return requests.post(url, json=body, timeout=10)
+
+
+def test_deployment_pipeline_serves_the_champion_and_reloads(
+    zenml_home: Path, redis_server: Any, churn_env: Settings
+) -> None:
+    """Runs after the training test (module order): the champion it promoted is served
+    by a local MLServer that the pipeline starts, then hot-reloads on a second run."""
+    champion_version, _ = _champion_metrics(churn_env)
+    config = _write_config("deployment_pipeline", zenml_home, {"model_name": MODEL_NAME})
+    args = (
+        "pipeline",
+        "run",
+        "pipelines.deployment_pipeline.deployment_pipeline",
+        "-c",
+        str(config),
+    )
+    _zenml(*args)
+    labels = pd.read_parquet(churn_env.offline_table("labels"))
+    ids = labels["customer_id"].head(5).tolist()
+    first = _infer(ids)
+    assert first.status_code == 200, first.text
+    outputs = {o["name"]: o["data"] for o in first.json()["outputs"]}
+    assert outputs["model_version"] == [f"{MODEL_NAME}-v{champion_version}"] * 5
+    assert all(0.0 <= p <= 1.0 for p in outputs["churn_probability"])
+    assert _infer(["NO-SUCH-CUSTOMER"]).status_code == 404
+
+    _zenml(*args)  # the server is up: this run reloads through the repository API
+    again = _infer(ids)
+    assert again.status_code == 200
+    reloaded = {o["name"]: o["data"] for o in again.json()["outputs"]}
+    assert reloaded["churn_probability"] == outputs["churn_probability"]

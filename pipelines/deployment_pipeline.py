@@ -1,0 +1,17 @@
+"""Deployment pipeline: registry champion -> serving bundle -> served where the stack says.
+
+Run:
+    zenml pipeline run pipelines.deployment_pipeline.deployment_pipeline \\
+        -c configs/deployment_pipeline.yaml
+"""
+
+from zenml import pipeline
+
+from steps.deployment.build_serving_bundle import build_serving_bundle
+from steps.deployment.deploy_bundle import Target, deploy_bundle
+
+
+@pipeline(enable_cache=False)
+def deployment_pipeline(model_name: str, target: Target = "auto") -> None:
+    """Wiring only; configs/deployment_pipeline.yaml holds the values."""
+    deploy_bundle(build_serving_bundle(model_name), target=target)

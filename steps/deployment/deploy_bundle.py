@@ -1,0 +1,35 @@
+"""Step: serve the bundle where the active stack says: local MLServer or Seldon on K8s."""
+
+import shutil
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from zenml import step
+from zenml.client import Client
+
+from serving.deploy import deploy_local
+from serving.settings import get_serving_settings
+
+Target = Literal["auto", "local", "seldon"]
+
+
+def resolve_target(target: Target, orchestrator_flavor: str) -> Literal["local", "seldon"]:
+    """ "auto" follows the stack: a Kubernetes orchestrator means the cluster's Seldon."""
+    if target != "auto":
+        return target
+    return "seldon" if orchestrator_flavor == "kubernetes" else "local"
+
+
+@step
+def deploy_bundle(
+    serving_bundle: Path, target: Target = "auto"
+) -> Annotated[dict[str, Any], "deployment"]:
+    """Start or hot-reload the local MLServer, or apply Seldon Core v2 manifests."""
+    where = resolve_target(target, Client().active_stack.orchestrator.flavor)
+    if where == "local":
+        # A stable copy: the step's artifact directory may be cleaned after the run.
+        stable = get_serving_settings().serving_home / "bundles" / serving_bundle.name
+        if not stable.exists():
+            shutil.copytree(serving_bundle, stable)
+        return {"target": "local", "bundle": str(stable), "served_version": deploy_local(stable)}
+    raise NotImplementedError("seldon target: see serving.seldon")
