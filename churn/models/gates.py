@@ -39,7 +39,7 @@ import numpy.typing as npt
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
-from churn.features.derived import derive
+from churn.features.derived import add_derived
 from churn.models.evaluate import ProbabilisticModel, churn_scores, slice_metrics
 from churn.schema import ENTITY_KEY
 
@@ -184,14 +184,6 @@ def _below(name: str, value: float, limit: float, message: str) -> GateResult:
     return GateResult(name, bool(value < limit), float(value), float(limit), message, "below")
 
 
-def with_derived(frame: pd.DataFrame) -> pd.DataFrame:
-    """`frame` with its derived features recomputed from its (possibly edited) raw ones."""
-    out = frame.copy()
-    for name, values in derive(out).items():
-        out[name] = values
-    return out
-
-
 def _base_rows(X: pd.DataFrame, config: GateConfig) -> pd.DataFrame:  # noqa: N803
     n = min(config.n_base_rows, len(X))
     return X.sample(n=n, random_state=config.seed).reset_index(drop=True)
@@ -255,7 +247,7 @@ def tenure_probe(base: pd.DataFrame, steps: Sequence[int] = TENURE_STEPS) -> pd.
     new_tenure = np.tile(np.asarray(steps, dtype=np.int64), len(base))
     repeated["tenure"] = new_tenure
     repeated["total_charges"] = np.repeat(avg_bill, len(steps)) * new_tenure
-    return with_derived(repeated)
+    return add_derived(repeated)
 
 
 def gate_directional_tenure(
@@ -302,8 +294,8 @@ def gate_directional_contract(
 
 def obvious_cases() -> tuple[pd.DataFrame, pd.DataFrame]:
     """(risky, loyal) hand-made customers with derived features, as model input frames."""
-    risky = with_derived(pd.DataFrame([RISKY_CUSTOMER]))
-    loyal = with_derived(pd.DataFrame(list(LOYAL_CUSTOMERS)))
+    risky = add_derived(pd.DataFrame([RISKY_CUSTOMER]))
+    loyal = add_derived(pd.DataFrame(list(LOYAL_CUSTOMERS)))
     return risky, loyal
 
 

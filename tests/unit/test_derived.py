@@ -113,6 +113,19 @@ def test_add_derived_appends_columns_without_touching_input() -> None:
     assert "num_services" not in frame.columns
 
 
+def test_add_derived_recomputes_stale_derived_columns() -> None:
+    """The gates edit raw features of rows that already carry derived ones (tenure probe):
+    add_derived must replace those values, in place of the column, not keep them."""
+    stale = add_derived(pd.DataFrame([_row(), _row(tenure=0, total_charges=0.0)]))
+    edited = stale.assign(tenure=[20, 5], total_charges=[1000.0, 250.0], internet_service="No")
+    out = add_derived(edited)
+    assert list(out.columns) == list(edited.columns)
+    assert out["avg_monthly_spend"].tolist() == [50.0, 50.0]
+    assert out["charges_trend"].tolist() == [0.0, 0.0]
+    assert out["num_services"].tolist() == [1, 1]  # phone only: internet switched off
+    assert stale["num_services"].tolist() == [2, 2]  # the input frame is untouched
+
+
 def test_python_mode_wrapper_returns_plain_lists_equal_to_derive() -> None:
     """The Feast on-demand view's body gives the same values as derive(), as Python scalars."""
     rows = [

@@ -9,12 +9,20 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+import xgboost
 from sklearn.tree._tree import Tree
 
 from churn.data.synthetic import generate
 from churn.features.derived import add_derived
 from churn.models.candidates import build_pipeline
-from churn.models.serialize import ModelFormatError, load_model, save_model
+from churn.models.encoding import encode
+from churn.models.serialize import (
+    ForestServingModel,
+    ModelFormatError,
+    XGBoostServingModel,
+    load_model,
+    save_model,
+)
 
 PARAMS: dict[str, dict[str, Any]] = {
     "logreg": {"C": 1.0},
@@ -70,3 +78,42 @@ def test_forest_with_out_of_range_nodes_is_refused(frame: pd.DataFrame, tmp_path
     save_model(pipeline, tmp_path)
     with pytest.raises(ModelFormatError, match=r"tree 0 .* out-of-range"):
         load_model(tmp_path)
+
+
+def test_xgboost_contributions_are_treeshap_on_a_bounded_dmatrix(
+    frame: pd.DataFrame, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Serving's DMatrix uses load_model's n_threads (XGBoost's default is every core,
+    whose thread pool costs more than 1-100 rows of work), with identical values."""
+    pipeline = build_pipeline("xgboost", PARAMS["xgboost"], seed=0).fit(frame, frame["churn"])
+    save_model(pipeline, tmp_path)
+    columns = {c: frame[c].to_numpy() for c in frame.columns}
+    expected = (
+        pipeline.steps[-1][1]
+        .get_booster()
+        .predict(xgboost.DMatrix(encode(columns)), pred_contribs=True)
+    )
+    threads: list[int] = []
+
+    class RecordingDMatrix(xgboost.DMatrix):
+        def __init__(self, data: Any, **kwargs: Any) -> None:
+            super().__init__(data, **kwargs)
+            threads.append(self.nthread)
+
+    monkeypatch.setattr(xgboost, "DMatrix", RecordingDMatrix)
+    for n_threads in (1, 2):
+        loaded = load_model(tmp_path, n_threads=n_threads)
+        assert isinstance(loaded, XGBoostServingModel)
+        config = json.loads(loaded.booster.save_config())["learner"]["generic_param"]
+        assert config["nthread"] == str(n_threads)
+        values, _names = loaded.contributions(columns)
+        np.testing.assert_array_equal(values, expected)
+    assert threads == [1, 2]
+
+
+def test_forest_threads_follow_n_threads(frame: pd.DataFrame, tmp_path: Path) -> None:
+    pipeline = build_pipeline("random_forest", PARAMS["random_forest"], seed=0)
+    save_model(pipeline.fit(frame, frame["churn"]), tmp_path)
+    for n_threads in (1, 2):
+        loaded = load_model(tmp_path, n_threads=n_threads)
+        assert isinstance(loaded, ForestServingModel) and loaded.forest.n_jobs == n_threads
