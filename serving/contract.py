@@ -1,7 +1,8 @@
 """The request/response contract of the churn model over the Open Inference Protocol (V2).
 
 Request: one BYTES input named "customer_id" with 1..max_batch ids, shape [n] (or
-[n, 1]); optional request parameters "reasons" (bool) and "top_k" (int):
+[n, 1]); optional request parameters "reasons" (bool), "top_k" (int) and "features"
+(bool):
 
     {"inputs": [{"name": "customer_id", "datatype": "BYTES", "shape": [2],
                  "data": ["7590-VHVEG", "5575-GNVDE"]}],
@@ -14,13 +15,20 @@ among the customer's feature views) and, when asked for, reasons (BYTES: a JSON 
 of {"feature", "value", "contribution"}, largest push towards churn first). Response
 parameters carry the threshold and the feature service.
 
+When asked for ("features": true, or CHURN_SERVING_EMIT_FEATURES), the response also
+carries the feature rows the scores were computed from: one output per model input,
+named after the feature (churn.schema.model_input_names(), derived ones included),
+BYTES for categorical features and FP64 for numeric ones. This is the tabular layout
+of the V2 protocol (one tensor per column) and what a chained drift model consumes
+(serving.drift_runtime; a Seldon Core v2 Pipeline step with `inputs: [churn.outputs]`).
+
 Pure functions of MLServer's pydantic types: unit-testable without a server.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -29,7 +37,7 @@ import numpy as np
 import numpy.typing as npt
 from mlserver.types import InferenceRequest, InferenceResponse, Parameters, ResponseOutput
 
-from churn.schema import ENTITY_KEY
+from churn.schema import ENTITY_KEY, categorical_names
 from serving.errors import BadRequestError
 
 INPUT_NAME: Final = ENTITY_KEY
@@ -44,6 +52,7 @@ class ChurnRequest:
     customer_ids: list[str]
     reasons: bool
     top_k: int
+    features: bool = False
 
 
 def _request_parameter(payload: InferenceRequest, name: str) -> Any:
@@ -54,7 +63,12 @@ def _request_parameter(payload: InferenceRequest, name: str) -> Any:
 
 
 def parse_request(
-    payload: InferenceRequest, *, max_batch: int, reasons_default: bool, top_k_default: int
+    payload: InferenceRequest,
+    *,
+    max_batch: int,
+    reasons_default: bool,
+    top_k_default: int,
+    features_default: bool = False,
 ) -> ChurnRequest:
     """Validate a V2 request for the churn model; BadRequestError names the field."""
     if len(payload.inputs) != 1:
@@ -102,7 +116,12 @@ def parse_request(
         top_k = top_k_default
     elif isinstance(top_k, bool) or not isinstance(top_k, int) or not 1 <= top_k <= 50:
         raise BadRequestError("parameters.top_k", f"expected an integer in [1, 50], got {top_k!r}")
-    return ChurnRequest(customer_ids=data, reasons=reasons, top_k=top_k)
+    features = _request_parameter(payload, "features")
+    if features is None:
+        features = features_default
+    elif not isinstance(features, bool):
+        raise BadRequestError("parameters.features", f"expected true or false, got {features!r}")
+    return ChurnRequest(customer_ids=data, reasons=reasons, top_k=top_k, features=features)
 
 
 class TimeFormatter:
@@ -161,6 +180,22 @@ def reason_codes(
     return out
 
 
+def feature_outputs(columns: Mapping[str, Any]) -> list[ResponseOutput]:
+    """One output per served feature column: BYTES for categorical features, FP64 otherwise."""
+    categorical = frozenset(categorical_names())
+    outputs = []
+    for name, column in columns.items():
+        values = column.tolist() if isinstance(column, np.ndarray) else list(column)
+        if name in categorical:
+            outputs.append(
+                ResponseOutput(name=name, shape=[len(values)], datatype="BYTES", data=values)
+            )
+        else:
+            data = [float(v) for v in values]
+            outputs.append(ResponseOutput(name=name, shape=[len(data)], datatype="FP64", data=data))
+    return outputs
+
+
 def build_response(
     *,
     model_name: str,
@@ -171,8 +206,13 @@ def build_response(
     event_times: list[str],
     reasons: list[str] | None,
     parameters: dict[str, Any],
+    features: Mapping[str, Any] | None = None,
 ) -> InferenceResponse:
-    """The V2 response: one value per customer in every output, in request order."""
+    """The V2 response: one value per customer in every output, in request order.
+
+    `features` (feature name -> the served column, in output order) adds one output per
+    feature; see the module docstring.
+    """
     n = len(probabilities)
     outputs = [
         ResponseOutput(
@@ -187,6 +227,8 @@ def build_response(
     ]  # fmt: skip
     if reasons is not None:
         outputs.append(ResponseOutput(name="reasons", shape=[n], datatype="BYTES", data=reasons))
+    if features is not None:
+        outputs.extend(feature_outputs(features))
     return InferenceResponse(
         model_name=model_name,
         model_version=model_version,

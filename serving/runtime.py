@@ -12,7 +12,9 @@ beyond the arrays of the batch):
    with the other requests whose features arrived in the same event-loop tick
    (serving.scoring: the model's per-call cost is shared under load);
 4. answer; the served rows go to the drift monitor by reference (copied and tested
-   in a background thread, serving.drift).
+   in a background thread, serving.drift) and, when asked for (request parameter
+   "features" or CHURN_SERVING_EMIT_FEATURES), into the response as one output per
+   feature, for a chained drift model (serving.drift_runtime, serving.seldon).
 
 load() verifies and loads the bundle, resolves the Feast FeatureService in the
 registry (once) and prepares the Redis client; any failure raises ModelLoadError,
@@ -319,6 +321,7 @@ class ChurnRuntime(MLModel):  # type: ignore[misc]  # MLServer ships no type hin
             max_batch=settings.max_batch,
             reasons_default=settings.reasons_default,
             top_k_default=settings.reasons_top_k,
+            features_default=settings.emit_features,
         )
         ids = request.customer_ids
         try:
@@ -355,8 +358,14 @@ class ChurnRuntime(MLModel):  # type: ignore[misc]  # MLServer ships no type hin
             event_times=self._format_times(scored.event_time),
             reasons=reasons,
             parameters=parameters,
+            features=self._served_features(scored.columns()) if request.features else None,
         )
         return response
+
+    @staticmethod
+    def _served_features(columns: dict[str, Any]) -> dict[str, Any]:
+        """The request's feature columns in model input order (what a drift model reads)."""
+        return {name: columns[name] for name in model_input_names()}
 
     @staticmethod
     def _reasons(loaded: _Loaded, columns: dict[str, Any], top_k: int) -> list[str]:
