@@ -5,6 +5,8 @@ Run:
         -c configs/deployment_pipeline.yaml
 """
 
+from typing import Any
+
 from zenml import pipeline
 
 from steps.deployment.build_serving_bundle import build_serving_bundle
@@ -12,6 +14,8 @@ from steps.deployment.deploy_bundle import Target, deploy_bundle
 
 
 @pipeline(enable_cache=False)
-def deployment_pipeline(model_name: str, target: Target = "auto") -> None:
+def deployment_pipeline(
+    model_name: str, target: Target = "auto", seldon: dict[str, Any] | None = None
+) -> None:
     """Wiring only; configs/deployment_pipeline.yaml holds the values."""
-    deploy_bundle(build_serving_bundle(model_name), target=target)
+    deploy_bundle(build_serving_bundle(model_name), target=target, seldon=seldon)

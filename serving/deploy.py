@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Literal
 
 from churn.models.registry import (
     CHAMPION,
@@ -20,12 +22,23 @@ from churn.models.registry import (
     use_tracking,
 )
 from serving import local_server
-from serving.bundle import BundleManifest, build_bundle
+from serving.bundle import BundleManifest, build_bundle, read_manifest
+from serving.drift_runtime import build_drift_model
+from serving.seldon import (
+    ApplyResult,
+    SeldonDeploymentSpec,
+    apply_manifests,
+    seldon_v1_objects,
+    seldon_v2_objects,
+)
 from serving.settings import ServingSettings, get_serving_settings
 
 
-class DeploymentError(RuntimeError):
-    """The champion could not be fetched, bundled or served."""
+class ChampionError(RuntimeError):
+    """The champion could not be fetched from the registry or served locally.
+
+    (Cluster API failures are serving.seldon.DeploymentError, which names the object.)
+    """
 
 
 @dataclass(frozen=True)
@@ -55,7 +68,7 @@ def fetch_champion(
     try:
         version = client.get_model_version_by_alias(model_name, CHAMPION)
     except MlflowException as e:  # no such model, or no champion alias
-        raise DeploymentError(
+        raise ChampionError(
             f"no {CHAMPION!r} for model {model_name!r} at {resolve_tracking_uri(tracking_uri)}: "
             "run the training pipeline first"
         ) from e
@@ -70,7 +83,7 @@ def fetch_champion(
     metadata = json.loads((model_dir / "manifest.json").read_text()).get("metadata", {})
     missing = [k for k in ("threshold", "feature_service") if k not in metadata]
     if missing:
-        raise DeploymentError(
+        raise ChampionError(
             f"{model_name} v{version.version}: serving model metadata lacks {missing}"
         )
     return ChampionArtifacts(
@@ -113,8 +126,61 @@ def deploy_local(bundle_dir: Path, settings: ServingSettings | None = None) -> s
         local_server.start(bundle_dir, s)
         served = local_server.served_version(s)
         if served is None:
-            raise DeploymentError(
+            raise ChampionError(
                 f"MLServer started but serves no version; see {local_server.paths(s).log_file}"
             )
         return served
     return local_server.reload(bundle_dir, s)
+
+
+@dataclass(frozen=True)
+class SeldonTarget:
+    """Where a bundle goes on Kubernetes; every field is a deployment config value."""
+
+    namespace: str
+    image: str
+    artifact_root: str  # e.g. s3://<bucket>/serving: bundles are uploaded below it
+    protocol: Literal["v2", "v1"] = "v2"
+
+
+def upload_dir(local: Path, uri: str, fs: Any = None) -> None:
+    """Copy a directory to object storage with fsspec (s3fs on EKS; IRSA credentials)."""
+    import fsspec
+
+    filesystem = fs if fs is not None else fsspec.filesystem(uri.split("://", 1)[0])
+    filesystem.put(str(local), uri.rstrip("/"), recursive=True)
+
+
+def deploy_seldon(
+    bundle_dir: Path,
+    target: SeldonTarget,
+    *,
+    api_client: Any = None,
+    fs: Any = None,
+    work_dir: Path | None = None,
+) -> Sequence[ApplyResult]:
+    """Upload the bundle (and its drift model) and apply the Seldon objects serving it.
+
+    Seldon Core v2: Server + churn Model + drift Model + Pipeline chaining them; v1: a
+    SeldonDeployment (protocol v2) whose runtime watches drift itself. Objects are
+    applied in dependency order; a failure raises serving.seldon.DeploymentError
+    naming the object.
+    """
+    manifest = read_manifest(bundle_dir)
+    base = f"{target.artifact_root.rstrip('/')}/{manifest.model_version}"
+    upload_dir(bundle_dir, f"{base}/bundle", fs)
+    drift_uri = None
+    if manifest.has_drift_detector and target.protocol == "v2":
+        drift_dir = (work_dir or Path(tempfile.mkdtemp(prefix="churn-drift-model-"))) / "drift"
+        build_drift_model(bundle_dir, drift_dir)
+        drift_uri = f"{base}/drift-model"
+        upload_dir(drift_dir, drift_uri, fs)
+    spec = SeldonDeploymentSpec.for_bundle(
+        manifest,
+        namespace=target.namespace,
+        image=target.image,
+        bundle_uri=f"{base}/bundle",
+        drift_uri=drift_uri,
+    )
+    objects = seldon_v2_objects(spec) if target.protocol == "v2" else seldon_v1_objects(spec)
+    return apply_manifests(objects, api_client, namespace=target.namespace)

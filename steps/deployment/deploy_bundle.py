@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 from zenml import step
 from zenml.client import Client
 
-from serving.deploy import deploy_local
+from serving.deploy import SeldonTarget, deploy_local, deploy_seldon
 from serving.settings import get_serving_settings
 
 Target = Literal["auto", "local", "seldon"]
@@ -22,7 +22,7 @@ def resolve_target(target: Target, orchestrator_flavor: str) -> Literal["local",
 
 @step
 def deploy_bundle(
-    serving_bundle: Path, target: Target = "auto"
+    serving_bundle: Path, target: Target = "auto", seldon: dict[str, Any] | None = None
 ) -> Annotated[dict[str, Any], "deployment"]:
     """Start or hot-reload the local MLServer, or apply Seldon Core v2 manifests."""
     where = resolve_target(target, Client().active_stack.orchestrator.flavor)
@@ -32,4 +32,9 @@ def deploy_bundle(
         if not stable.exists():
             shutil.copytree(serving_bundle, stable)
         return {"target": "local", "bundle": str(stable), "served_version": deploy_local(stable)}
-    raise NotImplementedError("seldon target: see serving.seldon")
+    if not seldon:
+        raise ValueError(
+            "target 'seldon' needs the `seldon` parameters (namespace, image, artifact_root)"
+        )
+    results = deploy_seldon(serving_bundle, SeldonTarget(**seldon))
+    return {"target": "seldon", "applied": [f"{r.kind}/{r.name}: {r.action}" for r in results]}
