@@ -11,24 +11,17 @@ cleared on the way in and out. Redis itself is started only by tests that ask fo
 from __future__ import annotations
 
 import secrets
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from ports import free_port
 
 from churn import redis_local
 from churn.settings import PROJECT_ROOT, Settings, get_settings
 
 # The shared copy next to the checkout (DESIGN.md "Data"); CHURN_TELCO_CSV overrides.
 SHARED_TELCO_CSV = PROJECT_ROOT.parent / "shared" / "data" / "WA_Fn-UseC_-Telco-Customer-Churn.csv"
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now (the OS picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 import requests
 import yaml
-from conftest import free_port
+from ports import free_port
 
 from churn.models.registry import CHAMPION
 from churn.settings import PROJECT_ROOT, Settings

@@ -20,12 +20,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from ports import free_port
 from serving_support import (
     DRIFT_WINDOW,
     REDIS_TIMEOUT_S,
     RETRY_INTERVAL_S,
     ServingEnv,
-    free_port,
     make_bundle,
 )
 from sklearn.pipeline import Pipeline

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,13 +19,6 @@ DRIFT_WINDOW = 100
 REDIS_TIMEOUT_S = 0.5
 # Long enough that a test can observe the breaker fail fast between two requests.
 RETRY_INTERVAL_S = 1.0
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass(frozen=True)

@@ -25,13 +25,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import requests
+from ports import free_port
 from serving_faults import FAILURE
 from serving_support import (
     DRIFT_WINDOW,
     REDIS_TIMEOUT_S,
     THRESHOLD,
     ServingEnv,
-    free_port,
     make_bundle,
 )
 

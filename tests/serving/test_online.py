@@ -21,7 +21,8 @@ from feast.infra.online_stores.helpers import _redis_key
 from feast.infra.online_stores.redis import RedisOnlineStore
 from feast.protos.feast.types.EntityKey_pb2 import EntityKey
 from feast.protos.feast.types.Value_pb2 import Value
-from serving_support import REDIS_TIMEOUT_S, ServingEnv, free_port
+from ports import free_port
+from serving_support import REDIS_TIMEOUT_S, ServingEnv
 
 from churn import redis_local
 from churn.data.telco import load_telco

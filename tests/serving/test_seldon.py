@@ -37,7 +37,8 @@ import yaml
 from kubernetes.client import ApiClient, Configuration
 from kubernetes.client.exceptions import ApiException
 from mlserver.settings import ModelParameters, ModelSettings, Settings
-from serving_support import ServingEnv, free_port, make_bundle
+from ports import free_port
+from serving_support import ServingEnv, make_bundle
 from sklearn.pipeline import Pipeline
 
 from churn.data.telco import load_telco
