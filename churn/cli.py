@@ -40,7 +40,16 @@ def _env(args: argparse.Namespace) -> int:
 
 
 def _stack(args: argparse.Namespace) -> int:
-    from churn.stacks import register_stack
+    from churn.stacks import register_stack, run_config
+
+    if args.action == "run-config":
+        import yaml
+
+        overrides = dict(item.split("=", 1) for item in args.set)
+        content = run_config(Path(args.name), step_image=args.step_image, overrides=overrides)
+        args.output.write_text(yaml.safe_dump(content, sort_keys=False))
+        print(f"wrote {args.output}")
+        return 0
 
     created = register_stack(args.name, get_settings())
     state = "registered" if created else "already registered"
@@ -157,8 +166,13 @@ def build_parser() -> argparse.ArgumentParser:
     p_env.set_defaults(func=_env)
 
     p_stack = sub.add_parser("stack", help="register a ZenML stack from stacks/<name>.yaml")
-    p_stack.add_argument("action", choices=["register"])
-    p_stack.add_argument("name", help="local or eks")
+    p_stack.add_argument("action", choices=["register", "run-config"])
+    p_stack.add_argument("name", help="register: local or eks; run-config: a configs/*.yaml")
+    p_stack.add_argument("--step-image", default=None, help="run-config: prebuilt steps image")
+    p_stack.add_argument(
+        "--set", action="append", default=[], help="run-config: parameter override key=value"
+    )
+    p_stack.add_argument("-o", "--output", type=Path, default=Path("run-config.yaml"))
     p_stack.set_defaults(func=_stack)
 
     p_model = sub.add_parser("model", help="the champion in the MLflow registry")

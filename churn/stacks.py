@@ -17,6 +17,9 @@ import sys
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 from churn.settings import PROJECT_ROOT, Settings
 
@@ -108,3 +111,31 @@ def _ensure_secret(zenml: str, secret: str, environ: Mapping[str, str]) -> None:
         capture_output=True,
         text=True,
     )
+
+
+def run_config(
+    config: Path, *, step_image: str | None = None, overrides: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """A pipeline config for a run on a remote stack, from configs/<pipeline>.yaml.
+
+    `step_image` makes the steps run on a prebuilt image (docker/steps.Dockerfile,
+    pushed by CD) instead of ZenML building one; `overrides` set parameters by dotted
+    key (e.g. {"seldon.image": "<ecr>/churn-mlops-mlserver:1.2.0"}), parsed as YAML
+    scalars. The local stack needs neither: configs/ stay stack-neutral.
+    """
+    content: dict[str, Any] = yaml.safe_load(config.read_text()) or {}
+    if step_image:
+        content.setdefault("settings", {})["docker"] = {
+            "parent_image": step_image,
+            "skip_build": True,
+        }
+    for dotted, raw in (overrides or {}).items():
+        node = content.setdefault("parameters", {})
+        *parents, leaf = dotted.split(".")
+        for key in parents:
+            child = node.setdefault(key, {})
+            if not isinstance(child, dict):
+                raise StackConfigError(f"{dotted}: {key!r} is not a mapping in {config}")
+            node = child
+        node[leaf] = yaml.safe_load(raw)
+    return content

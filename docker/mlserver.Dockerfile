@@ -1,0 +1,76 @@
+# syntax=docker/dockerfile:1
+# Inference image: MLServer 1.7 with the churn runtime (serving.runtime.ChurnRuntime),
+# the drift runtime (serving.drift_runtime.DriftRuntime) and their dependencies
+# (Feast's Redis reader, xgboost, alibi-detect). Runs unchanged as
+#   - the "mlserver" container of a Seldon Core v2 Server (k8s/base/seldon/server.yaml
+#     sets the command `mlserver start $(MLSERVER_MODELS_DIR)`),
+#   - the container of a Seldon Core v1 SeldonDeployment (protocol v2), and
+#   - a plain container (docker-compose): MLServer configured from MLSERVER_MODEL_*
+#     below, serving the bundle mounted at /mnt/models.
+#
+#   docker build -f docker/mlserver.Dockerfile -t churn-mlserver:0.1.0 .
+#
+# Same locked wheels as the steps image (docker/requirements.runtime.txt, one
+# environment: DESIGN.md decision 1), --no-deps --no-build.
+
+ARG PYTHON_IMAGE=python:3.11.15-slim-bookworm
+
+# ---------------------------------------------------------------- builder
+FROM ${PYTHON_IMAGE} AS builder
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    UV_NO_CACHE=1 \
+    UV_PYTHON_DOWNLOADS=never
+RUN pip install --no-cache-dir uv==0.13.9 \
+    && uv venv --python /usr/local/bin/python3.11 /opt/venv
+COPY docker/requirements.runtime.txt /tmp/requirements.runtime.txt
+RUN uv pip install --python /opt/venv/bin/python --no-deps --no-build --compile-bytecode \
+        -r /tmp/requirements.runtime.txt
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY churn/ churn/
+COPY serving/ serving/
+COPY feature_repo/ feature_repo/
+# Editable: churn.settings resolves feature_repo/ next to the package (/app).
+RUN uv pip install --python /opt/venv/bin/python --no-deps --compile-bytecode -e . \
+    && /opt/venv/bin/python -m compileall -q /app
+
+# ---------------------------------------------------------------- runtime
+FROM ${PYTHON_IMAGE}
+LABEL org.opencontainers.image.title="churn-mlserver" \
+      org.opencontainers.image.description="MLServer with the churn-mlops runtimes" \
+      org.opencontainers.image.licenses="Apache-2.0"
+# uid 1000 and fsGroup 2000 are what Seldon's mlserver ServerConfig and serving.seldon use.
+RUN groupadd --gid 1000 churn \
+    && useradd --uid 1000 --gid 1000 --create-home --shell /usr/sbin/nologin churn \
+    && install -d -o 1000 -g 1000 /srv/mlserver /var/lib/churn /mnt/models
+COPY --from=builder /opt/venv /opt/venv
+COPY --from=builder /app /app
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONPATH=/app \
+    HOME=/home/churn \
+    CHURN_HOME=/var/lib/churn \
+    CHURN_SERVING_HOST=0.0.0.0 \
+    MPLCONFIGDIR=/tmp/matplotlib \
+    MLSERVER_HOST=0.0.0.0 \
+    MLSERVER_HTTP_PORT=8080 \
+    MLSERVER_GRPC_PORT=8081 \
+    MLSERVER_METRICS_PORT=8082 \
+    MLSERVER_METRICS_DIR=/srv/mlserver/.metrics \
+    MLSERVER_PARALLEL_WORKERS=0 \
+    MLSERVER_LOAD_MODELS_AT_STARTUP=true \
+    MLSERVER_MODEL_NAME=churn \
+    MLSERVER_MODEL_IMPLEMENTATION=serving.runtime.ChurnRuntime \
+    MLSERVER_MODEL_URI=/mnt/models
+WORKDIR /srv/mlserver
+USER 1000:1000
+EXPOSE 8080 8081 8082
+# Ready only when every loaded model is ready: a missing or corrupt bundle never
+# turns healthy (MLServer's /v2/health/ready; no curl in the image, so Python).
+HEALTHCHECK --interval=10s --timeout=3s --start-period=60s --retries=3 \
+    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/v2/health/ready' % os.environ.get('MLSERVER_HTTP_PORT', '8080'), timeout=2)"]
+# /srv/mlserver holds no settings.json: MLServer takes server and model settings
+# from the MLSERVER_* environment and serves the bundle at MLSERVER_MODEL_URI.
+CMD ["mlserver", "start", "/srv/mlserver"]

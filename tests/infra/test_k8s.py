@@ -1,0 +1,507 @@
+"""k8s/: every overlay renders, validates, and has the properties that matter.
+
+- `kubectl kustomize` renders each overlay (kind, eks, seldon-v1), offline.
+- Core kinds validate against the Kubernetes 1.32 schemas of `kubernetes-validate`
+  in strict mode (unknown fields are errors); Seldon objects against the CRDs in
+  ../shared/k8s-crds/; ServiceMonitors (no CRD at hand) by their wiring. Each
+  validator is shown to REJECT a broken object, so a pass means something.
+- Properties, on every pod template (Deployments, StatefulSets, CronJobs, Seldon v2
+  Servers, Seldon v1 predictors): non-root, no privilege escalation, limits and
+  requests on every container, pinned image tags, probes on MLServer's real health
+  endpoints, secrets only by reference, selectors that select what they claim to.
+- The Seldon YAML committed under k8s/ is exactly what serving.seldon renders.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import kubernetes_validate
+import pytest
+from infra_support import (
+    K8S_DIR,
+    KUBERNETES_VERSION,
+    OVERLAYS,
+    SECRET_VALUE,
+    SECRETISH,
+    PodSpec,
+    containers,
+    crd_errors,
+    effective,
+    env_file,
+    ident,
+    image_problem,
+    is_custom,
+    kustomize,
+    load_crd_validators,
+    pod_specs,
+)
+
+from serving.seldon import (
+    HEALTH_LIVE,
+    HEALTH_READY,
+    MLSERVER_CONTAINER,
+    SERVER_HTTP_PORT_NAME,
+    SIDECAR_CONTAINERS,
+)
+
+Rendered = dict[str, list[dict[str, Any]]]
+
+
+@pytest.fixture(scope="module")
+def rendered() -> Rendered:
+    """overlay name -> its rendered objects."""
+    return {name: kustomize(K8S_DIR / "overlays" / name) for name in OVERLAYS}
+
+
+@pytest.fixture(scope="module")
+def crds() -> dict[tuple[str, str], Any]:
+    return load_crd_validators()
+
+
+def all_objects(rendered: Rendered) -> list[tuple[str, dict[str, Any]]]:
+    return [(overlay, obj) for overlay, objs in rendered.items() for obj in objs]
+
+
+def by_kind(objs: list[dict[str, Any]], kind: str) -> dict[str, dict[str, Any]]:
+    return {o["metadata"]["name"]: o for o in objs if o["kind"] == kind}
+
+
+def all_pods(rendered: Rendered) -> list[tuple[str, PodSpec]]:
+    return [(overlay, pod) for overlay, obj in all_objects(rendered) for pod in pod_specs(obj)]
+
+
+# ------------------------------------------------------------------ rendering
+
+
+def test_every_overlay_renders_the_whole_platform(rendered: Rendered) -> None:
+    common = {
+        "Namespace/churn", "ServiceAccount/churn-pipelines", "ServiceAccount/churn-serving",
+        "Role/churn-pipelines", "RoleBinding/churn-pipelines", "Deployment/churn-mlflow",
+        "CronJob/churn-feast", "ConfigMap/churn-serving", "NetworkPolicy/churn-default-deny",
+        "ServiceMonitor/churn-mlserver", "Service/churn-mlserver-metrics",
+    }  # fmt: skip
+    serving = {
+        "kind": {"StatefulSet/churn-redis", "Server/churn-mlserver", "Model/churn",
+                 "Model/churn-drift", "Pipeline/churn-pipeline",
+                 "PodDisruptionBudget/churn-mlserver"},
+        "eks": {"Server/churn-mlserver", "Model/churn", "Model/churn-drift",
+                "Pipeline/churn-pipeline", "HorizontalPodAutoscaler/churn-mlflow",
+                "PodDisruptionBudget/churn-mlflow", "PodDisruptionBudget/churn-mlserver"},
+        "seldon-v1": {"SeldonDeployment/churn", "HorizontalPodAutoscaler/churn-mlflow"},
+    }  # fmt: skip
+    for overlay, objs in rendered.items():
+        names = {ident(o) for o in objs}
+        assert common | serving[overlay] <= names, (
+            overlay,
+            sorted(common | serving[overlay] - names),
+        )
+        assert len(names) == len(objs), f"{overlay}: duplicate objects"
+        namespaced = [o for o in objs if o["kind"] != "Namespace"]
+        assert {o["metadata"].get("namespace") for o in namespaced} == {"churn"}, overlay
+    # EKS uses ElastiCache; v1 has no v2 objects
+    assert "StatefulSet/churn-redis" not in {ident(o) for o in rendered["eks"]}
+    assert not {o["kind"] for o in rendered["seldon-v1"]} & {"Server", "Model", "Pipeline"}
+
+
+# ------------------------------------------------------------------ schemas
+
+
+def test_core_kinds_validate_against_kubernetes_schemas(rendered: Rendered) -> None:
+    checked = 0
+    for overlay, obj in all_objects(rendered):
+        if is_custom(obj):
+            continue
+        try:
+            kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
+        except kubernetes_validate.ValidationError as e:
+            path = ".".join(str(p) for p in e.path)
+            pytest.fail(f"{overlay}: {ident(obj)} at {path}: {e.message}")
+        checked += 1
+    assert checked >= 75  # ~25-30 core objects per overlay
+
+
+def _deployment(rendered: Rendered) -> dict[str, Any]:
+    return copy.deepcopy(by_kind(rendered["kind"], "Deployment")["churn-mlflow"])
+
+
+@pytest.mark.parametrize(
+    ("what", "breaker"),
+    [
+        ("replicas as text", lambda d: d["spec"].__setitem__("replicas", "two")),
+        ("misspelt field", lambda d: d["spec"]["template"]["spec"].__setitem__("containerz", [])),
+        ("probe port missing", lambda d: d["spec"]["template"]["spec"]["containers"][0]
+            ["readinessProbe"]["httpGet"].pop("port")),
+    ],
+)  # fmt: skip
+def test_kubernetes_validation_bites(
+    rendered: Rendered, what: str, breaker: Callable[[dict[str, Any]], None]
+) -> None:
+    broken = _deployment(rendered)
+    kubernetes_validate.validate(broken, KUBERNETES_VERSION, strict=True)  # valid as rendered
+    breaker(broken)
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(broken, KUBERNETES_VERSION, strict=True)
+
+
+def test_seldon_objects_validate_against_the_shared_crds(
+    rendered: Rendered, crds: dict[tuple[str, str], Any]
+) -> None:
+    seen = set()
+    for overlay, obj in all_objects(rendered):
+        if obj["apiVersion"].split("/")[0].endswith("seldon.io"):
+            assert crd_errors(crds, obj) == [], f"{overlay}: {ident(obj)}"
+            seen.add(obj["kind"])
+    assert seen == {"Server", "Model", "Pipeline", "SeldonDeployment"}
+
+
+@pytest.mark.parametrize(
+    ("kind", "breaker", "message"),
+    [
+        ("Model", lambda o: o["spec"].pop("storageUri"), "'storageUri' is a required property"),
+        ("Model", lambda o: o["spec"].__setitem__("replicas", "two"), "is not of type 'integer'"),
+        ("Server", lambda o: o["spec"].__setitem__("serverConfigg", "mlserver"),
+         "Additional properties are not allowed"),
+        ("Pipeline", lambda o: o["spec"].pop("steps"), "'steps' is a required property"),
+    ],
+)  # fmt: skip
+def test_crd_validation_bites(
+    rendered: Rendered,
+    crds: dict[tuple[str, str], Any],
+    kind: str,
+    breaker: Callable[[dict[str, Any]], None],
+    message: str,
+) -> None:
+    obj = copy.deepcopy(next(o for o in rendered["eks"] if o["kind"] == kind))
+    assert crd_errors(crds, obj) == []
+    breaker(obj)
+    errors = crd_errors(crds, obj)
+    assert any(message in e for e in errors), errors
+
+
+def test_service_monitors_select_a_service_port_that_exists(rendered: Rendered) -> None:
+    """No ServiceMonitor CRD is at hand: check its fields and its wiring instead."""
+    known = {"port", "path", "interval", "scrapeTimeout", "scheme", "relabelings"}
+    for overlay, objs in rendered.items():
+        services = by_kind(objs, "Service")
+        for monitor in by_kind(objs, "ServiceMonitor").values():
+            assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
+            assert set(monitor["spec"]) <= {"selector", "endpoints", "namespaceSelector"}
+            wanted = monitor["spec"]["selector"]["matchLabels"]
+            targets = [s for s in services.values()
+                       if wanted.items() <= s["metadata"].get("labels", {}).items()]  # fmt: skip
+            assert len(targets) == 1, (overlay, wanted)
+            ports = {p["name"]: p for p in targets[0]["spec"]["ports"]}
+            for endpoint in monitor["spec"]["endpoints"]:
+                assert set(endpoint) <= known, endpoint
+                assert endpoint["port"] in ports, (overlay, endpoint)
+                assert endpoint["path"] == "/metrics"
+                assert re.fullmatch(r"\d+s", endpoint["interval"])
+
+
+# ------------------------------------------------------------------ properties
+
+
+def test_no_container_runs_as_root_or_escalates(rendered: Rendered) -> None:
+    for overlay, pod in all_pods(rendered):
+        for c in containers(pod):
+            where = f"{overlay}: {pod.owner} container {c['name']}"
+            assert effective(pod, c, "runAsNonRoot") is True, where
+            user = effective(pod, c, "runAsUser")
+            assert isinstance(user, int) and user > 0, where
+            security = c.get("securityContext") or {}
+            assert security.get("allowPrivilegeEscalation") is False, where
+            assert security.get("privileged") is not True, where
+            assert "ALL" in security.get("capabilities", {}).get("drop", []), where
+
+
+def test_every_container_has_requests_and_limits(rendered: Rendered) -> None:
+    for overlay, pod in all_pods(rendered):
+        for c in containers(pod):
+            resources = c.get("resources") or {}
+            for part in ("requests", "limits"):
+                assert {"cpu", "memory"} <= set(resources.get(part, {})), (
+                    f"{overlay}: {pod.owner} container {c['name']} lacks {part}"
+                )
+
+
+def test_images_are_pinned_and_only_seldon_sidecars_have_none(rendered: Rendered) -> None:
+    for overlay, pod in all_pods(rendered):
+        for c in containers(pod):
+            where = f"{overlay}: {pod.owner} container {c['name']}"
+            if "image" not in c:
+                # merged by name into Seldon's mlserver ServerConfig, which sets the image
+                assert pod.kind == "Server" and c["name"] in SIDECAR_CONTAINERS, where
+                continue
+            assert image_problem(c["image"]) is None, f"{where}: {image_problem(c['image'])}"
+
+
+def test_eks_images_come_from_ecr_at_the_release_tag(rendered: Rendered) -> None:
+    cluster = env_file(K8S_DIR / "components" / "eks" / "cluster.env")
+    assert cluster["IMAGE_TAG"].lower() != "latest"
+    for overlay in ("eks", "seldon-v1"):
+        images = {c["image"] for _, pod in all_pods({overlay: rendered[overlay]})
+                  for c in containers(pod) if "image" in c}  # fmt: skip
+        assert images == {
+            f"{cluster['ECR_REGISTRY']}/churn-mlops-steps:{cluster['IMAGE_TAG']}",
+            f"{cluster['ECR_REGISTRY']}/churn-mlops-mlserver:{cluster['IMAGE_TAG']}",
+        }, overlay
+
+
+def _port_number(container: dict[str, Any], port: int | str) -> int | None:
+    if isinstance(port, int):
+        return port
+    named = {p["name"]: p["containerPort"] for p in container.get("ports", [])}
+    return named.get(port)
+
+
+def test_mlserver_probes_point_at_mlservers_health_endpoints(rendered: Rendered) -> None:
+    """Readiness on /v2/health/ready (fails until every model is loaded), liveness and
+    startup on /v2/health/live, on MLServer's HTTP port."""
+    seen = 0
+    for overlay, pod in all_pods(rendered):
+        if pod.kind not in ("Server", "SeldonDeployment"):
+            continue
+        for c in pod.spec["containers"]:
+            if pod.kind == "Server" and c["name"] != MLSERVER_CONTAINER:
+                continue  # agent and rclone: probes come from Seldon's ServerConfig
+            where = f"{overlay}: {pod.owner} {c['name']}"
+            assert c["readinessProbe"]["httpGet"]["path"] == HEALTH_READY, where
+            assert c["livenessProbe"]["httpGet"]["path"] == HEALTH_LIVE, where
+            assert c["startupProbe"]["httpGet"]["path"] == HEALTH_LIVE, where
+            ports = {
+                c[p]["httpGet"]["port"] for p in ("readinessProbe", "livenessProbe", "startupProbe")
+            }
+            assert len(ports) == 1, where
+            port = ports.pop()
+            if pod.kind == "Server":
+                # the port name of MLServer's HTTP port in Seldon's mlserver ServerConfig
+                assert port == SERVER_HTTP_PORT_NAME, where
+            else:
+                env = {e["name"]: e.get("value") for e in c["env"]}
+                assert _port_number(c, port) == int(env["MLSERVER_HTTP_PORT"]), where
+            seen += 1
+    assert seen == 3  # kind, eks, seldon-v1
+
+
+def test_long_running_containers_have_probes(rendered: Rendered) -> None:
+    for overlay, pod in all_pods(rendered):
+        if pod.kind in ("CronJob", "Job"):
+            continue
+        for c in pod.spec["containers"]:
+            if pod.kind == "Server" and c["name"] in SIDECAR_CONTAINERS:
+                continue
+            for probe in ("readinessProbe", "livenessProbe"):
+                assert probe in c, f"{overlay}: {pod.owner} {c['name']} has no {probe}"
+
+
+def test_no_plaintext_secrets(rendered: Rendered) -> None:
+    for overlay, obj in all_objects(rendered):
+        where = f"{overlay}: {ident(obj)}"
+        if obj["kind"] == "Secret":
+            pytest.fail(f"{where}: Secrets are created with kubectl, never rendered")
+        if obj["kind"] == "ConfigMap":
+            for key, value in obj.get("data", {}).items():
+                assert not SECRETISH.search(key), f"{where}: {key}"
+                assert not SECRET_VALUE.search(value), f"{where}: {key}"
+        for pod in pod_specs(obj):
+            for c in containers(pod):
+                for env in c.get("env", []):
+                    if SECRETISH.search(env["name"]):
+                        assert "value" not in env, f"{where}: {c['name']} {env['name']}"
+                        assert "secretKeyRef" in env["valueFrom"], f"{where}: {env['name']}"
+                    assert not SECRET_VALUE.search(str(env.get("value", ""))), where
+                for arg in [*c.get("command", []), *c.get("args", [])]:
+                    assert not SECRET_VALUE.search(arg), f"{where}: {c['name']} command line"
+
+
+def test_every_referenced_secret_is_documented(rendered: Rendered) -> None:
+    """The runbook (k8s/README.md) must tell how to create each Secret a pod needs."""
+    readme = (K8S_DIR / "README.md").read_text(encoding="utf-8")
+    referenced: set[str] = set()
+    for _, obj in all_objects(rendered):
+        for pod in pod_specs(obj):
+            for c in containers(pod):
+                for env in c.get("env", []):
+                    ref = (env.get("valueFrom") or {}).get("secretKeyRef")
+                    if ref:
+                        referenced.add(f"{ref['name']}/{ref['key']}")
+        if obj["kind"] == "Model" and "secretName" in obj["spec"]:
+            referenced.add(f"{obj['spec']['secretName']}/")
+    assert referenced >= {"churn-redis/password", "churn-mlflow-db/uri", "churn-rclone/"}
+    for ref in referenced:
+        name, key = ref.split("/")
+        assert f"kubectl -n churn create secret generic {name}" in readme, ref
+        if key:
+            assert f"--from-literal={key}=" in readme or f"--from-file={key}=" in readme, ref
+
+
+def test_references_resolve(rendered: Rendered) -> None:
+    """ServiceAccounts, ConfigMaps, PVCs and Servers named by objects exist in the render."""
+    for overlay, objs in rendered.items():
+        accounts, maps = by_kind(objs, "ServiceAccount"), by_kind(objs, "ConfigMap")
+        claims = by_kind(objs, "PersistentVolumeClaim")
+        claims |= {t["metadata"]["name"]: t for o in by_kind(objs, "StatefulSet").values()
+                   for t in o["spec"].get("volumeClaimTemplates", [])}  # fmt: skip
+        for pod in (p for o in objs for p in pod_specs(o)):
+            assert pod.spec["serviceAccountName"] in accounts, (overlay, pod.owner)
+            for c in containers(pod):
+                for source in c.get("envFrom", []):
+                    assert source["configMapRef"]["name"] in maps, (overlay, pod.owner)
+            for volume in pod.spec.get("volumes", []):
+                if "persistentVolumeClaim" in volume:
+                    assert volume["persistentVolumeClaim"]["claimName"] in claims, overlay
+        for binding in by_kind(objs, "RoleBinding").values():
+            assert binding["roleRef"]["name"] in by_kind(objs, "Role")
+            for subject in binding["subjects"]:
+                assert subject["name"] in accounts and subject["namespace"] == "churn"
+        servers = by_kind(objs, "Server")
+        for model in by_kind(objs, "Model").values():
+            assert model["spec"]["server"] in servers, overlay
+
+
+def _selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    if not selector:
+        return True
+    if not selector.get("matchLabels", {}).items() <= labels.items():
+        return False
+    for expr in selector.get("matchExpressions", []):
+        key, op, values = expr["key"], expr["operator"], expr.get("values", [])
+        if op == "Exists" and key not in labels:
+            return False
+        if op == "In" and labels.get(key) not in values:
+            return False
+    return True
+
+
+def test_network_policies_isolate_every_project_pod(rendered: Rendered) -> None:
+    """Each pod of the project is selected by a policy with both directions denied by
+    default, and the policies that allow traffic select pods that exist."""
+    for overlay, objs in rendered.items():
+        policies = list(by_kind(objs, "NetworkPolicy").values())
+        pods = [p for o in objs for p in pod_specs(o)]
+        for pod in pods:
+            isolating = [
+                p for p in policies
+                if _selects(p["spec"]["podSelector"], pod.labels)
+                and set(p["spec"]["policyTypes"]) == {"Ingress", "Egress"}
+            ]  # fmt: skip
+            assert isolating, f"{overlay}: {pod.owner} is not isolated"
+        for policy in policies:
+            if policy["metadata"]["name"] == "churn-pipelines-default-deny" or "pipeline" in str(
+                policy["spec"]["podSelector"]
+            ):
+                continue  # ZenML's step pods are created at run time
+            assert any(_selects(policy["spec"]["podSelector"], p.labels) for p in pods), (
+                f"{overlay}: NetworkPolicy {policy['metadata']['name']} selects no pod"
+            )
+
+
+def test_serving_selectors_match_the_server_pods(rendered: Rendered) -> None:
+    for overlay in ("kind", "eks"):
+        objs = rendered[overlay]
+        (server,) = [p for o in by_kind(objs, "Server").values() for p in pod_specs(o)]
+        for kind, name in (("PodDisruptionBudget", "churn-mlserver"),
+                           ("Service", "churn-mlserver-metrics")):  # fmt: skip
+            obj = by_kind(objs, kind)[name]
+            selector = obj["spec"]["selector"]
+            assert _selects(selector if kind != "Service" else {"matchLabels": selector},
+                            server.labels), (overlay, kind)  # fmt: skip
+        redis_policy = by_kind(objs, "NetworkPolicy").get("churn-redis")
+        if redis_policy is not None:
+            sources = [f["podSelector"] for f in redis_policy["spec"]["ingress"][0]["from"]]
+            assert any(_selects(s, server.labels) for s in sources), overlay
+
+
+def test_pipeline_role_is_least_privilege(rendered: Rendered) -> None:
+    for overlay, objs in rendered.items():
+        role = by_kind(objs, "Role")["churn-pipelines"]
+        for rule in role["rules"]:
+            assert "*" not in rule["verbs"] and "*" not in rule["resources"], overlay
+            if "secrets" in rule["resources"]:
+                assert not {"get", "list", "watch"} & set(rule["verbs"]), overlay
+        assert not by_kind(objs, "ClusterRole") and not by_kind(objs, "ClusterRoleBinding")
+        sdep_rules = [r for r in role["rules"] if "seldondeployments" in r["resources"]]
+        assert bool(sdep_rules) == (overlay == "seldon-v1"), overlay
+        tokens = {n: a.get("automountServiceAccountToken") for n, a in
+                  by_kind(objs, "ServiceAccount").items()}  # fmt: skip
+        assert tokens["churn-mlflow"] is False and tokens["churn-feast"] is False, overlay
+
+
+def test_eks_service_accounts_carry_their_irsa_roles(rendered: Rendered) -> None:
+    cluster = env_file(K8S_DIR / "components" / "eks" / "cluster.env")
+    for overlay in ("eks", "seldon-v1"):
+        accounts = by_kind(rendered[overlay], "ServiceAccount")
+        for name, key in (("churn-serving", "SERVING_ROLE_ARN"), ("churn-pipelines",
+                          "PIPELINES_ROLE_ARN"), ("churn-mlflow", "MLFLOW_ROLE_ARN"),
+                          ("churn-feast", "FEAST_ROLE_ARN")):  # fmt: skip
+            annotations = accounts[name]["metadata"].get("annotations", {})
+            assert annotations["eks.amazonaws.com/role-arn"] == cluster[key], (overlay, name)
+    assert (
+        "annotations"
+        not in by_kind(rendered["kind"], "ServiceAccount")["churn-serving"]["metadata"]
+    )
+
+
+def test_eks_points_at_the_cluster_env_bucket(rendered: Rendered) -> None:
+    bucket = env_file(K8S_DIR / "components" / "eks" / "cluster.env")["CHURN_S3_BUCKET"]
+    models = by_kind(rendered["eks"], "Model").values()
+    assert {m["spec"]["storageUri"].split("/")[2] for m in models} == {bucket}
+    sdep = by_kind(rendered["seldon-v1"], "SeldonDeployment")["churn"]
+    assert sdep["spec"]["predictors"][0]["graph"]["modelUri"].startswith(f"s3://{bucket}/")
+    mlflow_cm = next(o for o in rendered["eks"] if o["kind"] == "ConfigMap"
+                     and o["metadata"]["name"].startswith("churn-mlflow"))  # fmt: skip
+    assert mlflow_cm["data"]["MLFLOW_ARTIFACTS_DESTINATION"] == f"s3://{bucket}/mlflow"
+
+
+def test_kind_server_mounts_the_feast_registry_into_mlserver(rendered: Rendered) -> None:
+    (server,) = by_kind(rendered["kind"], "Server").values()
+    mlserver = server["spec"]["podSpec"]["containers"][0]
+    assert mlserver["name"] == MLSERVER_CONTAINER  # the JSON patch targets index 0
+    assert {"name": "churn-state", "mountPath": "/var/lib/churn", "readOnly": True} in (
+        mlserver["volumeMounts"]
+    )
+
+
+# ------------------------------------------------------------------ one home
+
+
+def _render_seldon() -> ModuleType:
+    """k8s/render_seldon.py, a script outside the packages, imported by path."""
+    name = "churn_k8s_render_seldon"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, K8S_DIR / "render_seldon.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up while being defined
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_committed_seldon_yaml_is_what_serving_seldon_renders() -> None:
+    module = _render_seldon()
+    assert module.stale_files() == [], "run: .venv/bin/python k8s/render_seldon.py"
+    files: dict[Path, str] = module.render_all()
+    assert len(files) == 9
+    for path in files:
+        kustomization = (path.parent / "kustomization.yaml").read_text(encoding="utf-8")
+        assert f"- {path.name}" in kustomization, f"{path} is not in its kustomization"
+
+
+def test_the_staleness_check_bites(tmp_path: Path) -> None:
+    module = _render_seldon()
+    files: dict[Path, str] = module.render_all(tmp_path)
+    assert set(module.stale_files(tmp_path)) == set(files)  # nothing written yet
+    module.write_all(tmp_path)
+    assert module.stale_files(tmp_path) == []
+    first = next(iter(files))
+    first.write_text(first.read_text().replace("replicas: 2", "replicas: 3"))
+    assert module.stale_files(tmp_path) == [first]
