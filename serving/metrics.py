@@ -59,6 +59,7 @@ class ServingMetrics:
 
     requests: Counter
     customers: Counter
+    predicted_churn: Counter
     unknown_ids: Counter
     stage_seconds: Histogram
     feature_age: Histogram
@@ -87,6 +88,12 @@ def serving_metrics() -> ServingMetrics:
             Counter,
             f"{PREFIX}_customers_scored",
             "Customers scored (rows of successful requests).",
+            ("model",),
+        ),
+        predicted_churn=_get_or_create(
+            Counter,
+            f"{PREFIX}_predicted_churn",
+            "Customers scored at or above the model's threshold (churn_label true).",
             ("model",),
         ),
         unknown_ids=_get_or_create(

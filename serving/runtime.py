@@ -123,6 +123,7 @@ class ChurnRuntime(MLModel):  # type: ignore[misc]  # MLServer ships no type hin
         self._outcome = {o: self._metrics.requests.labels(self.name, o) for o in OUTCOMES}
         self._unknown_ids = self._metrics.unknown_ids.labels(self.name)
         self._customers = self._metrics.customers.labels(self.name)
+        self._predicted_churn = self._metrics.predicted_churn.labels(self.name)
         self._t_read = self._metrics.stage_seconds.labels(self.name, "online_read")
         self._t_score = self._metrics.stage_seconds.labels(self.name, "score")
         self._t_total = self._metrics.stage_seconds.labels(self.name, "total")
@@ -345,6 +346,9 @@ class ChurnRuntime(MLModel):  # type: ignore[misc]  # MLServer ships no type hin
             except ValueError as e:
                 raise FeatureDataError(f"reason codes cannot be computed: {e}") from e
         self._customers.inc(len(ids))
+        self._predicted_churn.inc(
+            int(np.count_nonzero(scored.probabilities >= loaded.bundle.manifest.threshold))
+        )
         self._age.observe(max(0.0, time.time() - float(scored.event_time.min())))
         parameters = dict(loaded.parameters)
         if reasons is not None:
