@@ -9,7 +9,7 @@ CHURN := $(VENV)/bin/churn
 FEATURE_CONFIG := configs/feature_pipeline$(if $(CHURN_TELCO_CSV)$(CHURN_TELCO_URL),_telco,).yaml
 ZENML := $(VENV)/bin/zenml
 
-.PHONY: help setup lock redis-start redis-stop redis-status features lookup stack-local stack-eks feature-pipeline training-pipeline deployment-pipeline serve-status serve-stop predict champion dashboard demo test lint format bench images k8s-render seldon-manifests clean-state
+.PHONY: help setup lock redis-start redis-stop redis-status features lookup stack-local stack-eks feature-pipeline training-pipeline deployment-pipeline serve-status serve-stop predict batch-pipeline drift-pipeline champion dashboard demo test lint format bench images k8s-render seldon-manifests clean-state
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -65,10 +65,16 @@ predict: ## score a few customers through the local inference endpoint (HTTP, V2
 dashboard: setup ## Streamlit dashboard on http://localhost:8501 (lookup, what-if, at-risk list, champion, drift)
 	$(VENV)/bin/streamlit run dashboard/app.py --server.headless true --browser.gatherUsageStats false
 
+batch-pipeline: setup ## zenml pipeline run of batch inference (ranked at-risk list in .churn/predictions/)
+	$(ZENML) pipeline run pipelines.batch_inference_pipeline.batch_inference_pipeline -c configs/batch_inference_pipeline.yaml
+
+drift-pipeline: setup ## zenml pipeline run of drift monitoring (report in .churn/reports/drift/)
+	$(ZENML) pipeline run pipelines.drift_monitoring_pipeline.drift_monitoring_pipeline -c configs/drift_monitoring_pipeline.yaml
+
 champion: ## print the champion's held-out metrics from MLflow
 	@$(CHURN) model champion
 
-demo: setup redis-start stack-local feature-pipeline training-pipeline champion deployment-pipeline predict ## the main job, end to end on local defaults
+demo: setup redis-start stack-local feature-pipeline training-pipeline champion deployment-pipeline predict batch-pipeline drift-pipeline ## the main job, end to end on local defaults
 
 test: setup ## the test suite (starts its own Redis, MLflow and ZenML stores)
 	@$(PY) -m pytest; rc=$$?; \

@@ -1,0 +1,32 @@
+"""Batch inference pipeline: customers of the offline store -> champion scores, reasons,
+expected loss -> ranked predictions (parquet + CSV) under CHURN_HOME/predictions/.
+
+Run:
+    zenml pipeline run pipelines.batch_inference_pipeline.batch_inference_pipeline \\
+        -c configs/batch_inference_pipeline.yaml
+"""
+
+from datetime import datetime
+
+from zenml import pipeline
+
+from steps.scoring.score_customers import score_customers
+from steps.scoring.select_customers import select_customers
+from steps.scoring.write_predictions import write_predictions
+
+
+@pipeline(enable_cache=False)
+def batch_inference_pipeline(
+    model_name: str,
+    snapshot_time: datetime | None = None,
+    chunk_size: int = 50_000,
+    top_k: int = 3,
+    n_threads: int = 0,
+) -> None:
+    """Wiring only; configs/batch_inference_pipeline.yaml holds the values (not cached:
+    the champion and the offline store change between runs)."""
+    customers = select_customers(snapshot_time)
+    predictions, scoring = score_customers(
+        customers, model_name, chunk_size=chunk_size, top_k=top_k, n_threads=n_threads
+    )
+    write_predictions(predictions, scoring)

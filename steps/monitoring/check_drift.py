@@ -1,0 +1,38 @@
+"""Step: windowed drift tests of the current rows against the champion's reference."""
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import pandas as pd
+from zenml import step
+
+from churn.drift import load_detector
+from churn.monitoring.drift_report import build_drift_report, reference_frame
+from churn.schema import model_input_names
+
+
+@step
+def check_drift(
+    current_rows: pd.DataFrame,
+    current_source: dict[str, Any],
+    drift_detector: Path,
+    champion: dict[str, Any],
+    window_size: int = 500,
+    max_windows: int = 20,
+    drift_share: float = 0.5,
+    seed: int = 0,
+) -> Annotated[dict[str, Any], "drift_report"]:
+    """The report's content (report.json): verdict, per-feature statistics, distributions."""
+    detector = load_detector(drift_detector, features=model_input_names())
+    report = build_drift_report(
+        detector,
+        reference_frame(drift_detector),
+        current_rows,
+        model_version=str(champion["model_version"]),
+        source=current_source,
+        window_size=window_size,
+        max_windows=max_windows,
+        drift_share=drift_share,
+        seed=seed,
+    )
+    return report.to_dict()
