@@ -73,17 +73,23 @@ def _features_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _features_lookup(args: argparse.Namespace) -> int:
+def _ids_or_sample(args: argparse.Namespace) -> list[str]:
+    """The ids given on the command line, else a seeded sample of known customers."""
+    if args.ids:
+        return [str(c) for c in args.ids]
     import numpy as np
 
     from churn.data.offline import read_offline_table
+
+    known = read_offline_table("labels")["customer_id"].drop_duplicates().to_numpy()
+    rng = np.random.default_rng(args.seed)
+    return [str(c) for c in rng.choice(known, size=min(args.sample, len(known)), replace=False)]
+
+
+def _features_lookup(args: argparse.Namespace) -> int:
     from churn.features.store import get_store, online_features
 
-    ids: list[str] = list(args.ids)
-    if not ids:
-        known = read_offline_table("labels")["customer_id"].drop_duplicates().to_numpy()
-        rng = np.random.default_rng(args.seed)
-        ids = [str(c) for c in rng.choice(known, size=min(args.sample, len(known)), replace=False)]
+    ids = _ids_or_sample(args)
     frame = online_features(get_store(), ids).to_frame()
     print(frame.set_index("customer_id").T.to_string())
     return 0
@@ -119,16 +125,9 @@ def _model(args: argparse.Namespace) -> int:
 
 def _predict(args: argparse.Namespace) -> int:
     """Ask the local inference endpoint, as a client application would (HTTP, V2)."""
-    import numpy as np
     import requests
 
-    from churn.data.offline import read_offline_table
-
-    ids: list[str] = list(args.ids)
-    if not ids:
-        known = read_offline_table("labels")["customer_id"].drop_duplicates().to_numpy()
-        rng = np.random.default_rng(args.seed)
-        ids = [str(c) for c in rng.choice(known, size=min(args.sample, len(known)), replace=False)]
+    ids = _ids_or_sample(args)
     body = {
         "inputs": [{"name": "customer_id", "datatype": "BYTES", "shape": [len(ids)], "data": ids}],
         "parameters": {"reasons": True, "top_k": 3},
@@ -137,7 +136,7 @@ def _predict(args: argparse.Namespace) -> int:
     try:
         response = requests.post(url, json=body, timeout=10)
     except requests.ConnectionError:
-        print(f"churn: no inference server at {args.url} (make serve)", file=sys.stderr)
+        print(f"churn: no inference server at {args.url} (start it: make deployment-pipeline)", file=sys.stderr)
         return 1
     if response.status_code != 200:
         print(f"churn: {response.status_code} {response.text}", file=sys.stderr)

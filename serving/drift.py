@@ -131,22 +131,8 @@ class DriftMonitor:
                 self._pending -= 1
 
     def _publish_result(self, result: DriftResult, seconds: float) -> None:
-        m, name = self._metrics, self.model_name
-        self._windows["drift" if result.is_drift else "no_drift"].inc()
-        m.drift_is_drift.labels(name).set(1.0 if result.is_drift else 0.0)
-        m.drift_p_value.labels(name).set(result.p_value)
-        m.drift_threshold.labels(name).set(result.threshold)
-        for feature, p in result.p_values.items():
-            m.drift_feature_p_value.labels(name, feature).set(p)
-        for feature, d in result.distances.items():
-            m.drift_feature_distance.labels(name, feature).set(d)
-        summary = result.to_dict()
-        logger.info(
-            "drift check of %s: is_drift=%s p_value=%.3g threshold=%.3g rows=%d drifted=%s "
-            "(%.1f ms)",
-            name, result.is_drift, result.p_value, result.threshold, result.n_rows,
-            summary["drifted_features"], seconds * 1e3,
-        )  # fmt: skip
+        name = self.model_name
+        summary = publish_drift_result(self._metrics, self._windows, name, result, seconds)
         _bump(name, "windows_checked")
         _publish(name, last_result=summary, last_checked_at=time.time())
 
@@ -179,3 +165,33 @@ def publish_disabled(model_name: str, reason: str, metrics: ServingMetrics) -> N
     metrics.drift_detector_loaded.labels(model_name).set(0)
     with _STATUS_LOCK:
         _STATUS[model_name] = {"model": model_name, "enabled": False, "reason": reason}
+
+
+def publish_drift_result(
+    metrics: ServingMetrics,
+    windows: Mapping[str, Any],
+    model_name: str,
+    result: DriftResult,
+    seconds: float,
+) -> dict[str, Any]:
+    """Metrics and a log line for one checked window; returns the JSON summary.
+
+    Shared by the in-runtime monitor and the separate drift model (serving.drift_runtime)
+    so that both report a window the same way.
+    """
+    windows["drift" if result.is_drift else "no_drift"].inc()
+    metrics.drift_is_drift.labels(model_name).set(1.0 if result.is_drift else 0.0)
+    metrics.drift_p_value.labels(model_name).set(result.p_value)
+    metrics.drift_threshold.labels(model_name).set(result.threshold)
+    for feature, p in result.p_values.items():
+        metrics.drift_feature_p_value.labels(model_name, feature).set(p)
+    for feature, d in result.distances.items():
+        metrics.drift_feature_distance.labels(model_name, feature).set(d)
+    summary = result.to_dict()
+    logger.info(
+        "drift check of %s: is_drift=%s p_value=%.3g threshold=%.3g rows=%d drifted=%s "
+        "(%.1f ms)",
+        model_name, result.is_drift, result.p_value, result.threshold, result.n_rows,
+        summary["drifted_features"], seconds * 1e3,
+    )  # fmt: skip
+    return summary

@@ -75,6 +75,7 @@ from serving.bundle import (
     read_manifest,
     write_json,
 )
+from serving.drift import publish_drift_result
 from serving.errors import BadRequestError, ModelLoadError, ModelUnavailableError, ServingError
 from serving.metrics import ServingMetrics, serving_metrics
 from serving.settings import ServingSettings, get_serving_settings
@@ -424,22 +425,7 @@ class DriftRuntime(MLModel):  # type: ignore[misc]  # MLServer ships no type hin
         return results
 
     def _publish(self, result: DriftResult, seconds: float) -> None:
-        m, name = self._metrics, self.name
-        self._windows["drift" if result.is_drift else "no_drift"].inc()
-        m.drift_is_drift.labels(name).set(1.0 if result.is_drift else 0.0)
-        m.drift_p_value.labels(name).set(result.p_value)
-        m.drift_threshold.labels(name).set(result.threshold)
-        for feature, p in result.p_values.items():
-            m.drift_feature_p_value.labels(name, feature).set(p)
-        for feature, d in result.distances.items():
-            m.drift_feature_distance.labels(name, feature).set(d)
-        summary = result.to_dict()
-        logger.info(
-            "drift check by %s: is_drift=%s p_value=%.3g threshold=%.3g rows=%d drifted=%s "
-            "(%.1f ms)",
-            name, result.is_drift, result.p_value, result.threshold, result.n_rows,
-            summary["drifted_features"], seconds * 1e3,
-        )  # fmt: skip
+        summary = publish_drift_result(self._metrics, self._windows, self.name, result, seconds)
         self._status["windows_checked"] = int(self._status.get("windows_checked", 0)) + 1
         self._status["last_result"] = summary
         self._status["last_checked_at"] = time.time()

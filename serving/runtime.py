@@ -44,8 +44,7 @@ from mlserver.types import InferenceRequest, InferenceResponse, MetadataModelRes
 from mlserver.utils import get_model_uri
 
 from churn.drift.base import DriftDetector
-from churn.models.encoding import NAME_SEPARATOR
-from churn.models.serialize import BIAS, ServingModel
+from churn.models.serialize import BIAS, ServingModel, aggregation_matrix
 from churn.schema import DERIVED_FEATURES, FEATURES, Kind, model_input_names
 from serving.bundle import LoadedBundle, load_bundle
 from serving.contract import TimeFormatter, build_response, parse_request, reason_codes
@@ -81,20 +80,12 @@ INTEGER_FEATURES = frozenset(
 
 
 def contribution_map(encoded_names: list[str], features: list[str]) -> npt.NDArray[np.float64]:
-    """(encoded columns + bias) x raw features: sums one-hot contributions per feature.
-
-    The bias row is all zeros: it belongs to no feature.
-    """
-    index = {name: j for j, name in enumerate(features)}
-    out = np.zeros((len(encoded_names), len(features)), dtype=np.float64)
-    for i, name in enumerate(encoded_names):
-        if name == BIAS:
-            continue
-        base = name.split(NAME_SEPARATOR, 1)[0]
-        if base not in index:
-            raise ModelLoadError(f"encoded column {name!r} maps to no model input feature")
-        out[i, index[base]] = 1.0
-    return out
+    """(encoded columns + bias) x raw features (churn.models.serialize.aggregation_matrix);
+    a column that maps to no feature makes the model fail to load."""
+    try:
+        return aggregation_matrix(encoded_names, features)
+    except ValueError as e:
+        raise ModelLoadError(str(e)) from e
 
 
 @dataclass

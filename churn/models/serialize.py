@@ -29,7 +29,7 @@ from __future__ import annotations
 import hashlib
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final, Literal
 
@@ -41,6 +41,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
 from churn.models.encoding import (
+    NAME_SEPARATOR,
     Columns,
     SchemaEncoder,
     encode,
@@ -388,3 +389,24 @@ def load_model(directory: Path, *, n_threads: int = 1) -> ServingModel:
 
     forest = sio.load(model_path, trusted=["sklearn.tree._tree.Tree"])
     return ForestServingModel(_validate_forest(forest, len(names), n_threads), names, metadata)
+
+
+def aggregation_matrix(encoded_names: Sequence[str], features: Sequence[str]) -> FloatArray:
+    """(encoded columns [+ bias]) x features: 1 where an encoded column belongs to a feature.
+
+    contributions @ this matrix sums a one-hot feature's columns into one reason
+    code; serving and batch scoring both use it, so their reasons agree.
+
+    The bias row stays zero (it belongs to no feature); an encoded column that maps
+    to none of `features` is a ValueError naming it.
+    """
+    index = {name: j for j, name in enumerate(features)}
+    out = np.zeros((len(encoded_names), len(features)), dtype=np.float64)
+    for i, name in enumerate(encoded_names):
+        if name == BIAS:
+            continue
+        base = name.split(NAME_SEPARATOR, 1)[0]
+        if base not in index:
+            raise ValueError(f"encoded column {name!r} maps to no model input feature")
+        out[i, index[base]] = 1.0
+    return out

@@ -17,8 +17,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from churn.models.encoding import NAME_SEPARATOR
-from churn.models.serialize import BIAS, ServingModel
+from churn.models.serialize import ServingModel, aggregation_matrix
 from churn.schema import DERIVED_FEATURES, FEATURES, Kind, model_input_names
 
 FloatArray = npt.NDArray[np.float64]
@@ -28,24 +27,6 @@ INTEGER_FEATURES = frozenset(
     [f.name for f in FEATURES if f.kind is Kind.INT]
     + [d.name for d in DERIVED_FEATURES if d.kind is Kind.INT]
 )
-
-
-def aggregation_matrix(encoded_names: Sequence[str], features: Sequence[str]) -> FloatArray:
-    """(encoded columns [+ bias]) x features: 1 where an encoded column belongs to a feature.
-
-    The bias row stays zero (it belongs to no feature); an encoded column that maps
-    to none of `features` is a ValueError naming it.
-    """
-    index = {name: j for j, name in enumerate(features)}
-    out = np.zeros((len(encoded_names), len(features)), dtype=np.float64)
-    for i, name in enumerate(encoded_names):
-        if name == BIAS:
-            continue
-        base = name.split(NAME_SEPARATOR, 1)[0]
-        if base not in index:
-            raise ValueError(f"encoded column {name!r} maps to no model input feature")
-        out[i, index[base]] = 1.0
-    return out
 
 
 def feature_contributions(
