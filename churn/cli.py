@@ -136,7 +136,10 @@ def _predict(args: argparse.Namespace) -> int:
     try:
         response = requests.post(url, json=body, timeout=10)
     except requests.ConnectionError:
-        print(f"churn: no inference server at {args.url} (start it: make deployment-pipeline)", file=sys.stderr)
+        print(
+            f"churn: no inference server at {args.url} (start it: make deployment-pipeline)",
+            file=sys.stderr,
+        )
         return 1
     if response.status_code != 200:
         print(f"churn: {response.status_code} {response.text}", file=sys.stderr)
