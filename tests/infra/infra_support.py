@@ -17,14 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import yaml
+from crd_validation import CRD_DIR, Crd, load_crds
 
 from churn.settings import PROJECT_ROOT
 
 K8S_DIR = PROJECT_ROOT / "k8s"
 OVERLAYS = ("kind", "eks", "seldon-v1")
-CRD_DIR = PROJECT_ROOT.parent / "shared" / "k8s-crds"
 KUBERNETES_VERSION = "1.32"  # EKS' and kubectl's minor here; kubernetes-validate has 1.25-1.37
 CUSTOM_GROUPS = ("mlops.seldon.io", "machinelearning.seldon.io", "monitoring.coreos.com")
 SECRETISH = re.compile(r"PASSWORD|SECRET|TOKEN|CREDENTIAL|ACCESS_KEY|PRIVATE_KEY|AUTH", re.I)
@@ -140,93 +139,22 @@ def image_problem(image: str) -> str | None:
 
 # ------------------------------------------------------------------ CRD schemas
 
+
 # ObjectMeta as the API server checks what the manifests set (CRDs say only "object").
-OBJECT_META: dict[str, Any] = {
-    "type": "object",
-    "required": ["name"],
-    "additionalProperties": False,
-    "properties": {
-        "name": {"type": "string", "maxLength": 253,
-                 "pattern": r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"},
-        "namespace": {"type": "string", "pattern": r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"},
-        "labels": {"type": "object", "additionalProperties": {
-            "type": "string", "maxLength": 63,
-            "pattern": r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$"}},
-        "annotations": {"type": "object", "additionalProperties": {"type": "string"}},
-    },
-}  # fmt: skip
+def load_crd_validators() -> dict[tuple[str, str], Crd]:
+    """(apiVersion, kind) -> the shared CRDs' validators (tests/crd_validation.py)."""
+    try:
+        return load_crds()
+    except FileNotFoundError as e:
+        raise ToolMissingError(str(e)) from e
 
 
-def _strict(node: Any) -> Any:
-    """Unknown fields are errors (kubectl's strict field validation), unless preserved."""
-    if isinstance(node, list):
-        return [_strict(item) for item in node]
-    if not isinstance(node, dict):
-        return node
-    out = {key: _strict(value) for key, value in node.items()}
-    if (
-        "properties" in out
-        and "additionalProperties" not in out
-        and not out.get("x-kubernetes-preserve-unknown-fields")
-    ):
-        out["additionalProperties"] = False
-    return out
-
-
-def _int_or_string(validator: Any, value: Any, instance: Any, schema: Any) -> Iterator[Any]:
-    if value and (isinstance(instance, bool) or not isinstance(instance, int | str)):
-        yield jsonschema.ValidationError(f"{instance!r} is neither an integer nor a string")
-
-
-def _list_map(validator: Any, value: Any, instance: Any, schema: Any) -> Iterator[Any]:
-    if value != "map" or not isinstance(instance, list):
-        return
-    keys = schema.get("x-kubernetes-list-map-keys", [])
-    props = schema.get("items", {}).get("properties", {})
-    seen = [tuple(i.get(k, props.get(k, {}).get("default")) for k in keys) for i in instance]
-    dupes = sorted({t for t in seen if seen.count(t) > 1}, key=str)
-    if dupes:
-        yield jsonschema.ValidationError(f"duplicate list-map keys {keys}: {dupes}")
-
-
-KubeValidator = jsonschema.validators.extend(
-    jsonschema.Draft7Validator,
-    {"x-kubernetes-int-or-string": _int_or_string, "x-kubernetes-list-type": _list_map},
-)
-
-
-def load_crd_validators() -> dict[tuple[str, str], Any]:
-    """(apiVersion, kind) -> validator of every served version of the shared CRDs."""
-    if not CRD_DIR.is_dir():
-        raise ToolMissingError(
-            f"Seldon CRDs not found at {CRD_DIR}: the shared k8s-crds folder must sit next "
-            "to the checkout (DESIGN.md decision 6)"
-        )
-    out: dict[tuple[str, str], Any] = {}
-    for path in sorted(CRD_DIR.glob("*.yaml")):
-        for doc in yaml.load_all(path.read_text(encoding="utf-8"), Loader=yaml.CSafeLoader):
-            if not doc or doc.get("kind") != "CustomResourceDefinition":
-                continue
-            group, kind = doc["spec"]["group"], doc["spec"]["names"]["kind"]
-            for version in doc["spec"]["versions"]:
-                if not version.get("served"):
-                    continue
-                schema = _strict(version["schema"]["openAPIV3Schema"])
-                schema["properties"]["metadata"] = OBJECT_META
-                schema["required"] = sorted({*schema.get("required", []), "apiVersion", "kind"})
-                out[(f"{group}/{version['name']}", kind)] = KubeValidator(schema)
-    return out
-
-
-def crd_errors(validators: dict[tuple[str, str], Any], obj: dict[str, Any]) -> list[str]:
+def crd_errors(validators: dict[tuple[str, str], Crd], obj: dict[str, Any]) -> list[str]:
     """Violations of an object against its CRD, as "<path>: <message>"."""
     key = (obj["apiVersion"], obj["kind"])
     if key not in validators:
         raise AssertionError(f"{ident(obj)}: no CRD for {key} in {CRD_DIR}")
-    return sorted(
-        f"{'/'.join(str(p) for p in e.absolute_path)}: {e.message}"
-        for e in validators[key].iter_errors(obj)
-    )
+    return validators[key].errors(obj)
 
 
 def env_file(path: Path) -> dict[str, str]:
