@@ -34,11 +34,11 @@ import hashlib
 import json
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from churn.features.names import FEATURE_SERVICE
 from churn.models.encoding import schema_fingerprint
@@ -176,6 +176,31 @@ def write_json(path: Path, content: Mapping[str, Any]) -> None:
     tmp.replace(path)
 
 
+T = TypeVar("T")
+
+
+def assemble_dir(out_dir: Path, fill: Callable[[Path], T]) -> T:
+    """Build `out_dir` (absent or empty) with `fill(staging)`, then rename it into place.
+
+    The staging directory sits next to `out_dir`, so the rename is atomic: readers
+    (MLServer, Seldon's agent, an upload) see a complete directory or none, and a
+    failure in `fill` leaves nothing behind. Returns what `fill` returns.
+    """
+    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
+        raise BundleError(f"{out_dir} exists and is not an empty directory")
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        value = fill(staging)
+        if out_dir.exists():
+            out_dir.rmdir()
+        staging.rename(out_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return value
+
+
 def build_bundle(
     out_dir: Path,
     *,
@@ -200,17 +225,15 @@ def build_bundle(
         raise BundleError(f"threshold must be in (0, 1), got {threshold}")
     if not model_version:
         raise BundleError("model_version must not be empty")
-    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
-        raise BundleError(f"{out_dir} exists and is not an empty directory")
     try:
         model = load_model(model_dir)
     except (ModelFormatError, OSError) as e:
         raise BundleError(f"model directory {model_dir} does not load: {e}") from e
     if drift_dir is not None:
         _check_detector_dir(drift_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    try:
+    created_at = datetime.now(UTC).isoformat()
+
+    def fill(staging: Path) -> BundleManifest:
         shutil.copytree(model_dir, staging / MODEL_DIR)
         if drift_dir is not None:
             shutil.copytree(drift_dir, staging / DRIFT_DIR)
@@ -227,19 +250,15 @@ def build_bundle(
             feature_order=tuple(model_input_names()),
             files=files,
             has_drift_detector=drift_dir is not None,
-            created_at=datetime.now(UTC).isoformat(),
+            created_at=created_at,
             metadata=dict(metadata or {}),
         )
         write_json(staging / MANIFEST, manifest.to_json())
         write_json(staging / MODEL_SETTINGS, model_settings(model_name))
         write_json(staging / SERVER_SETTINGS, server_settings(settings))
-        if out_dir.exists():
-            out_dir.rmdir()
-        staging.rename(out_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return manifest
+        return manifest
+
+    return assemble_dir(out_dir, fill)
 
 
 def build_bundle_from_pipeline(

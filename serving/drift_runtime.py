@@ -48,7 +48,6 @@ import asyncio
 import json
 import logging
 import shutil
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -72,6 +71,7 @@ from serving.bundle import (
     MODEL_SETTINGS,
     BundleError,
     BundleManifest,
+    assemble_dir,
     read_manifest,
     write_json,
 )
@@ -147,23 +147,16 @@ def build_drift_model(
     manifest = read_manifest(bundle_dir)
     if not manifest.has_drift_detector:
         raise BundleError(f"{bundle_dir} has no drift detector ({DRIFT_DIR}/): no drift model")
-    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
-        raise BundleError(f"{out_dir} exists and is not an empty directory")
     name = model_name or drift_model_name(manifest.model_name)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    try:
+
+    def fill(staging: Path) -> None:
         shutil.copy2(bundle_dir / MANIFEST, staging / MANIFEST)
         for sub in (MODEL_DIR, DRIFT_DIR):
             shutil.copytree(bundle_dir / sub, staging / sub)
         write_json(staging / MODEL_SETTINGS, drift_model_settings(name))
         read_manifest(staging)
-        if out_dir.exists():
-            out_dir.rmdir()
-        staging.rename(out_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+
+    assemble_dir(out_dir, fill)
     return manifest
 
 

@@ -20,9 +20,7 @@ the same generator). The champion is trained and registered directly with churn.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -33,7 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
+from zenml_support import edited_config, zenml
 
 from churn.data.contract import validate
 from churn.data.offline import write_offline_store
@@ -58,9 +56,8 @@ from churn.models.split import split_frame
 from churn.monitoring.batch import latest_predictions, predictions_root
 from churn.monitoring.drift_report import drift_reports_root
 from churn.schema import ENTITY_KEY, EVENT_TIMESTAMP, LABEL, model_input_names
-from churn.settings import PROJECT_ROOT, Settings, get_settings
+from churn.settings import Settings, get_settings
 
-ZENML = str(Path(sys.executable).with_name("zenml"))
 MODEL_NAME = "churn-classifier-monitoring"
 JAN = datetime(2025, 1, 1, tzinfo=UTC)
 FEB = datetime(2025, 2, 1, tzinfo=UTC)
@@ -162,28 +159,8 @@ def champion(store: Store, monitoring_env: Settings) -> Registered:
     return Registered(version, load_serving_model(MODEL_NAME, version), evaluation.threshold)
 
 
-def _zenml(*args: str) -> subprocess.CompletedProcess[str]:
-    """The zenml CLI from the repository root, as a user runs it (exit status unchecked)."""
-    return subprocess.run(
-        [ZENML, *args], cwd=PROJECT_ROOT, capture_output=True, text=True, env=os.environ.copy()
-    )
-
-
 def _run(pipeline: str, config: Path) -> subprocess.CompletedProcess[str]:
-    result = _zenml("pipeline", "run", pipeline, "-c", str(config))
-    assert result.returncode == 0, (
-        f"{pipeline} failed:\n{result.stdout[-3000:]}\n{result.stderr[-6000:]}"
-    )
-    return result
-
-
-def _config(base: str, directory: Path, edit: dict[str, Any]) -> Path:
-    """configs/<base>.yaml with some parameters replaced."""
-    config = yaml.safe_load((PROJECT_ROOT / "configs" / f"{base}.yaml").read_text())
-    config["parameters"].update(edit)
-    path = directory / f"{base}.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
+    return zenml("pipeline", "run", pipeline, "-c", str(config))
 
 
 def _latest_report(settings: Settings, before: set[Path]) -> tuple[Path, dict[str, Any]]:
@@ -203,7 +180,7 @@ def test_batch_pipeline_scores_every_customer_like_the_champion(
     store: Store, champion: Registered, monitoring_env: Settings, tmp_path: Path
 ) -> None:
     edit = {"model_name": MODEL_NAME, "chunk_size": 1000, "n_threads": 1}
-    config = _config("batch_inference_pipeline", tmp_path, edit)
+    config = edited_config("batch_inference_pipeline", tmp_path, edit)
     result = _run(BATCH, config)
     assert "scored chunk 3/3: 3000/3000 customers" in result.stdout + result.stderr
 
@@ -248,7 +225,7 @@ def test_drift_pipeline_finds_no_drift_in_a_reference_like_snapshot(
     """Default window: the newest snapshot (March). Action "fail" does not fire."""
     before = _reports(monitoring_env)
     edit = {"model_name": MODEL_NAME, "action": "fail"}
-    config = _config("drift_monitoring_pipeline", tmp_path, edit)
+    config = edited_config("drift_monitoring_pipeline", tmp_path, edit)
     _run(DRIFT, config)
     directory, report = _latest_report(monitoring_env, before)
     assert report["source"]["snapshot_time"] == MAR.isoformat()
@@ -264,8 +241,8 @@ def test_drift_pipeline_fails_on_a_shifted_snapshot_naming_the_features(
 ) -> None:
     before = _reports(monitoring_env)
     edit = {"model_name": MODEL_NAME, "action": "fail", "window": FEBRUARY_WINDOW}
-    config = _config("drift_monitoring_pipeline", tmp_path, edit)
-    result = _zenml("pipeline", "run", DRIFT, "-c", str(config))
+    config = edited_config("drift_monitoring_pipeline", tmp_path, edit)
+    result = zenml("pipeline", "run", DRIFT, "-c", str(config), check=False)
     output = result.stdout + result.stderr
     assert result.returncode != 0, output[-3000:]
     assert "DriftDetectedError" in output
@@ -283,7 +260,7 @@ def test_drift_pipeline_retrains_when_asked(
 ) -> None:
     """Action "retrain": the drift run starts `zenml pipeline run` of the training
     pipeline (small grid), which registers a new version of the model."""
-    training = _config(
+    training = edited_config(
         "training_pipeline",
         tmp_path,
         {
@@ -301,7 +278,7 @@ def test_drift_pipeline_retrains_when_asked(
         "training_config": str(training),
         "window": FEBRUARY_WINDOW,
     }
-    config = _config("drift_monitoring_pipeline", tmp_path, edit)
+    config = edited_config("drift_monitoring_pipeline", tmp_path, edit)
     client = use_tracking()
     versions_before = {v.version for v in client.search_model_versions(f"name='{MODEL_NAME}'")}
     result = _run(DRIFT, config)

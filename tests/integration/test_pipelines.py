@@ -4,9 +4,6 @@ store, against the session's real Redis and a SQLite MLflow under CHURN_HOME."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,16 +12,15 @@ import mlflow
 import pandas as pd
 import pytest
 import requests
-import yaml
 from ports import free_port
+from zenml_support import edited_config, zenml
 
 from churn.models.registry import CHAMPION
-from churn.settings import PROJECT_ROOT, Settings
+from churn.settings import Settings
 from churn.stacks import register_stack
 from serving import local_server
 from serving.settings import get_serving_settings
 
-ZENML = str(Path(sys.executable).with_name("zenml"))
 MODEL_NAME = "churn-classifier-test"
 
 
@@ -48,26 +44,6 @@ def zenml_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
             get_serving_settings.cache_clear()
 
 
-def _zenml(*args: str) -> subprocess.CompletedProcess[str]:
-    """Run the zenml CLI from the repository root, as a user would."""
-    result = subprocess.run(
-        [ZENML, *args], cwd=PROJECT_ROOT, capture_output=True, text=True, env=os.environ.copy()
-    )
-    assert result.returncode == 0, (
-        f"zenml {' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-6000:]}"
-    )
-    return result
-
-
-def _write_config(base: str, tmp: Path, edit: dict[str, Any]) -> Path:
-    """configs/<base>.yaml with some parameters replaced (smaller data and grids)."""
-    config = yaml.safe_load((PROJECT_ROOT / "configs" / f"{base}.yaml").read_text())
-    config["parameters"].update(edit)
-    path = tmp / f"{base}.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
-
-
 def test_both_stacks_register_without_a_cluster(zenml_home: Path, churn_env: Settings) -> None:
     """The EKS stack (Kubernetes orchestrator, S3, ECR, remote MLflow) registers here,
     with no cluster, bucket or registry reachable: ZenML checks them only at run time."""
@@ -85,11 +61,11 @@ def test_both_stacks_register_without_a_cluster(zenml_home: Path, churn_env: Set
             "MLFLOW_TRACKING_PASSWORD": "not-a-real-password",
         },
     )
-    eks = _zenml("stack", "describe", "eks")
+    eks = zenml("stack", "describe", "eks")
     described = eks.stdout + eks.stderr  # zenml's rich console writes to either
     for component in ("eks_orchestrator", "s3_artifacts", "ecr", "mlflow_eks"):
         assert component in described
-    local = _zenml("stack", "describe", "local")
+    local = zenml("stack", "describe", "local")
     assert "mlflow_local" in local.stdout + local.stderr
 
 
@@ -104,16 +80,16 @@ def _champion_metrics(settings: Settings) -> tuple[str, dict[str, float]]:
 def test_feature_and_training_pipelines_run_and_are_reproducible(
     zenml_home: Path, redis_server: Any, churn_env: Settings, tmp_path: Path
 ) -> None:
-    features = _write_config(
+    features = edited_config(
         "feature_pipeline",
         tmp_path,
         {"source": {"kind": "synthetic", "n_customers": 3000, "seed": 5,
                     "snapshot_time": "2025-01-01T00:00:00+00:00"}},
     )  # fmt: skip
-    _zenml("pipeline", "run", "pipelines.feature_pipeline.feature_pipeline", "-c", str(features))
+    zenml("pipeline", "run", "pipelines.feature_pipeline.feature_pipeline", "-c", str(features))
     assert churn_env.offline_table("labels").is_file()
 
-    training = _write_config(
+    training = edited_config(
         "training_pipeline",
         tmp_path,
         {
@@ -127,11 +103,11 @@ def test_feature_and_training_pipelines_run_and_are_reproducible(
         },
     )
     args = ("pipeline", "run", "pipelines.training_pipeline.training_pipeline", "-c", str(training))
-    _zenml(*args)
+    zenml(*args)
     first_version, first = _champion_metrics(churn_env)
     assert first["test_roc_auc"] >= 0.80
 
-    _zenml(*args)  # same data, same seed
+    zenml(*args)  # same data, same seed
     second_version, _ = _champion_metrics(churn_env)
     client = mlflow.MlflowClient(
         tracking_uri=churn_env.tracking_uri, registry_uri=churn_env.tracking_uri
@@ -159,7 +135,7 @@ def test_deployment_pipeline_serves_the_champion_and_reloads(
     """Runs after the training test (module order): the champion it promoted is served
     by a local MLServer that the pipeline starts, then hot-reloads on a second run."""
     champion_version, _ = _champion_metrics(churn_env)
-    config = _write_config("deployment_pipeline", zenml_home, {"model_name": MODEL_NAME})
+    config = edited_config("deployment_pipeline", zenml_home, {"model_name": MODEL_NAME})
     args = (
         "pipeline",
         "run",
@@ -167,7 +143,7 @@ def test_deployment_pipeline_serves_the_champion_and_reloads(
         "-c",
         str(config),
     )
-    _zenml(*args)
+    zenml(*args)
     labels = pd.read_parquet(churn_env.offline_table("labels"))
     ids = labels["customer_id"].head(5).tolist()
     first = _infer(ids)
@@ -177,7 +153,7 @@ def test_deployment_pipeline_serves_the_champion_and_reloads(
     assert all(0.0 <= p <= 1.0 for p in outputs["churn_probability"])
     assert _infer(["NO-SUCH-CUSTOMER"]).status_code == 404
 
-    _zenml(*args)  # the server is up: this run reloads through the repository API
+    zenml(*args)  # the server is up: this run reloads through the repository API
     again = _infer(ids)
     assert again.status_code == 200
     reloaded = {o["name"]: o["data"] for o in again.json()["outputs"]}
