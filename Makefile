@@ -9,7 +9,7 @@ CHURN := $(VENV)/bin/churn
 FEATURE_CONFIG := configs/feature_pipeline$(if $(CHURN_TELCO_CSV)$(CHURN_TELCO_URL),_telco,).yaml
 ZENML := $(VENV)/bin/zenml
 
-.PHONY: help setup lock redis-start redis-stop redis-status features lookup stack-local stack-eks feature-pipeline training-pipeline deployment-pipeline serve-status serve-stop predict batch-pipeline drift-pipeline champion dashboard demo test lint format bench images k8s-render seldon-manifests clean-state
+.PHONY: help setup lock redis-start redis-stop redis-status features lookup stack-local stack-eks feature-pipeline training-pipeline deployment-pipeline serve-status serve-stop predict batch-pipeline drift-pipeline champion dashboard demo test crds lint format bench images k8s-render seldon-manifests clean-state
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -79,6 +79,9 @@ demo: setup redis-start stack-local feature-pipeline training-pipeline champion 
 test: setup ## the test suite (starts its own Redis, MLflow and ZenML stores)
 	@$(PY) -m pytest; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; exit $$rc
+
+crds: setup ## download the pinned Seldon Core CRDs (v2.9.1, v1.18.2, sha256-checked) into .churn/cache/ for the CRD tests
+	@$(PY) tests/inputs.py crds
 
 lint: setup ## ruff lint + format check, mypy
 	$(VENV)/bin/ruff check .

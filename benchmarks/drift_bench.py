@@ -38,7 +38,6 @@ from churn.drift.alibi import DEFAULT_P_VAL
 from churn.features.derived import add_derived
 from churn.settings import PROJECT_ROOT
 
-SHARED_CSV = PROJECT_ROOT.parent / "shared" / "data" / "WA_Fn-UseC_-Telco-Customer-Churn.csv"
 TRAIN_SHARE = 0.8
 P_VALS = (0.05, 0.01)
 WINDOW_SIZES = (200, 500)
@@ -193,18 +192,30 @@ def bench_detection(frame: pd.DataFrame, n_draws: int) -> None:
         print(f"  run_windowed(window_size={window_size}): first alarm {rows}; top features {top}")
 
 
+def _test_inputs() -> Any:
+    """tests/inputs.py, the one place that finds the Telco CSV (imported on demand)."""
+    sys.path.insert(0, str(PROJECT_ROOT / "tests"))
+    import inputs
+
+    return inputs
+
+
 def main() -> None:
     """Parse arguments, load the real Telco once, print every figure."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--csv", type=Path, default=SHARED_CSV, help="Telco CSV path")
+    parser.add_argument(
+        "--csv", type=Path, default=None, help="Telco CSV (default: tests/inputs.py finds it)"
+    )
     parser.add_argument(
         "--splits", type=int, default=5, help="random splits for the false-alarm rate"
     )
     parser.add_argument("--windows", type=int, default=200, help="windows per split and size")
     args = parser.parse_args()
-    frame = add_derived(load_telco(args.csv))
+    with tempfile.TemporaryDirectory(prefix="churn-drift-bench-") as tmp:
+        csv, label = _test_inputs().benchmark_telco_csv(args.csv, Path(tmp))
+        frame = add_derived(load_telco(csv))
     train, held = split(frame, 0)
-    print(f"Telco: {len(frame)} customers, train {len(train)}, held-out {len(held)}")
+    print(f"{label}: {len(frame)} customers, train {len(train)}, held-out {len(held)}")
     bench_timings(train, held)
     bench_false_alarms(frame, args.splits, args.windows)
     bench_detection(frame, n_draws=50)

@@ -19,11 +19,13 @@ import argparse
 import os
 import secrets
 import socket
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -43,8 +45,6 @@ from churn.features.store import (
 )
 from churn.schema import ENTITY_KEY, EVENT_TIMESTAMP
 from churn.settings import PROJECT_ROOT, Settings, get_settings
-
-DEFAULT_CSV = PROJECT_ROOT.parent / "shared" / "data" / "WA_Fn-UseC_-Telco-Customer-Churn.csv"
 
 
 def _free_port() -> int:
@@ -138,12 +138,22 @@ def _synthetic_figures(customers: int, home: Path) -> list[str]:
     return lines
 
 
+def _test_inputs() -> Any:
+    """tests/inputs.py, the one place that finds the Telco CSV (imported on demand)."""
+    sys.path.insert(0, str(PROJECT_ROOT / "tests"))
+    import inputs
+
+    return inputs
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark and print its figures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--customers", type=int, default=1_000_000)
     parser.add_argument("--reps", type=int, default=300)
-    parser.add_argument("--csv", type=Path, default=DEFAULT_CSV)
+    parser.add_argument(
+        "--csv", type=Path, default=None, help="Telco CSV (default: tests/inputs.py finds it)"
+    )
     parser.add_argument(
         "--skip-synthetic", action="store_true", help="Telco materialization and latency only"
     )
@@ -158,8 +168,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         redis_local.start(cfg)
         lines: list[str] = []
         try:
-            telco = assign_event_time(load_telco(args.csv), DEFAULT_SNAPSHOT_TIME)
-            lines += _materialize_figures("Telco CSV", telco, settings)
+            csv, label = _test_inputs().benchmark_telco_csv(args.csv, Path(tmp))
+            telco = assign_event_time(load_telco(csv), DEFAULT_SNAPSHOT_TIME)
+            lines += _materialize_figures(label, telco, settings)
             print(*lines, sep="\n", flush=True)
             latency = _latency_figures(settings, telco[ENTITY_KEY].tolist(), args.reps)
             print(*latency, sep="\n", flush=True)

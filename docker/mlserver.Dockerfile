@@ -11,7 +11,7 @@
 #   docker build -f docker/mlserver.Dockerfile -t churn-mlserver:0.1.0 .
 #
 # Same locked wheels as the steps image (docker/requirements.runtime.txt, one
-# environment: DESIGN.md decision 1), --no-deps --no-build.
+# environment: docs/decisions.md, 1), --no-deps --no-build.
 
 ARG PYTHON_IMAGE=python:3.11.15-slim-bookworm
 

@@ -20,7 +20,7 @@ SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     UV_NO_CACHE=1 \
     UV_PYTHON_DOWNLOADS=never
-# --seed: pip inside the venv, ZenML shells out to it (DESIGN.md)
+# --seed: pip inside the venv, ZenML shells out to it (docs/decisions.md, 1)
 RUN pip install --no-cache-dir uv==0.13.9 \
     && uv venv --seed --python /usr/local/bin/python3.11 /opt/venv
 COPY docker/requirements.runtime.txt /tmp/requirements.runtime.txt

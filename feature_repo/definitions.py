@@ -79,7 +79,7 @@ customer_services = _view(Group.SERVICES)
 
 # Derived features computed at read time from the raw views by the one shared
 # implementation (churn.features.derived.derive). Python mode: it is about twice as
-# fast online as pandas mode (DESIGN.md) and works offline as well.
+# fast online as pandas mode (docs/decisions.md, 7) and works offline as well.
 @on_demand_feature_view(  # type: ignore[untyped-decorator]
     name=DERIVED_VIEW,
     sources=[customer_account, customer_services],

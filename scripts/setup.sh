@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Build the project's environment from nothing: uv, a seeded venv with the locked
-# packages (bytecode compiled: cold imports halve, see DESIGN.md), the project itself
+# packages (bytecode compiled: cold imports halve, see docs/decisions.md), the project itself
 # (editable), and a redis-server binary for the project's own local Redis.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -3,7 +3,7 @@
 The request path only keeps a reference to the served feature columns; every
 CHUNK_ROWS rows they go to a single background thread that copies them into a
 churn.drift.DriftWindow and, whenever a window fills, runs the detector
-(alibi-detect's TabularDrift: 13-18 ms per 500-row window, DESIGN.md) and publishes
+(alibi-detect's TabularDrift: 13-18 ms per 500-row window, docs/decisions.md) and publishes
 the result to Prometheus, to the log, and to `latest_status()` (served by the
 runtime at GET /v2/models/<name>/drift).
 

@@ -3,7 +3,7 @@
 Why not `FeatureStore.get_online_features`: measured here on the real Telco store it
 takes 7-17 ms for ONE customer (protobuf response objects, per-row dicts, the
 on-demand transformation through Feast), against ~0.1 ms for the same values read
-as below; a naive runtime built on it served ~35 requests/s (DESIGN.md).
+as below; a naive runtime built on it served ~35 requests/s (docs/decisions.md, 2).
 
 What is reused from Feast, so that nothing about its storage format is guessed:
 

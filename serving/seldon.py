@@ -198,7 +198,7 @@ class SecretKeyRef:
         return {"secretKeyRef": {"name": self.name, "key": self.key}}
 
 
-# Sized from measurements on 2 cores (DESIGN.md, serving/README): MLServer + Feast +
+# Sized from measurements on 2 cores (docs/decisions.md, 2): MLServer + Feast +
 # xgboost + alibi-detect resident ~0.6-0.9 GB; one core serves ~600 req/s.
 DEFAULT_RESOURCES: Final = Resources("1", "1536Mi", "2", "2Gi")
 # Seldon's agent proxies every request (CPU); rclone only downloads artifacts.
@@ -424,7 +424,7 @@ def _churn_env(spec: SeldonDeploymentSpec) -> dict[str, str]:
         "CHURN_SERVING_EMIT_FEATURES": "true" if spec.has_drift else "false",
         "CHURN_SERVING_DRIFT_ENABLED": "false" if spec.has_drift else "true",
         # One MLServer process: the runtime's Redis connection, drift thread and metrics
-        # live in it, and parallel workers crash under uvloop 0.23 (DESIGN.md).
+        # live in it, and parallel workers crash under uvloop 0.23 (docs/decisions.md, 2).
         "MLSERVER_PARALLEL_WORKERS": "0",
         "MLSERVER_MODEL_PARALLEL_WORKERS": "0",
     }
@@ -492,7 +492,7 @@ def _probes(port: int | str) -> dict[str, Any]:
         return {"httpGet": {"path": path, "port": port}, "timeoutSeconds": 2, **timing}
 
     return {
-        # cold start 8-10 s, Feast and the detector a few more (DESIGN.md): up to 3 min
+        # cold start 8-10 s, Feast and the detector a few more (docs/decisions.md, 2): up to 3 min
         "startupProbe": get(HEALTH_LIVE, periodSeconds=5, failureThreshold=36),
         "readinessProbe": get(HEALTH_READY, periodSeconds=5, failureThreshold=3),
         "livenessProbe": get(HEALTH_LIVE, periodSeconds=10, failureThreshold=3),
@@ -590,7 +590,7 @@ def render_model(spec: SeldonDeploymentSpec) -> dict[str, Any]:
 
 def render_drift_model(spec: SeldonDeploymentSpec) -> dict[str, Any]:
     """The drift Model. One replica: the windows of rows are per replica, and one
-    replica checks a 500-row window in 13-18 ms (DESIGN.md)."""
+    replica checks a 500-row window in 13-18 ms (docs/decisions.md, 4)."""
     if spec.drift_uri is None:
         raise SpecError("drift_uri", "is None: there is no drift model to render")
     return _model(

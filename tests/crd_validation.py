@@ -1,4 +1,4 @@
-"""Validate Kubernetes custom resources against the shared CRDs (../shared/k8s-crds/).
+"""Validate Kubernetes custom resources against the Seldon CRDs (found by tests/inputs.py).
 
 One validator for every test that checks Seldon objects (tests/serving, tests/infra):
 the CRD's served openAPIV3Schema made strict the way the API server applies it
@@ -11,14 +11,11 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import jsonschema
 import yaml
-
-from churn.settings import PROJECT_ROOT
-
-CRD_DIR = PROJECT_ROOT.parent / "shared" / "k8s-crds"
 
 OBJECT_META: dict[str, Any] = {
     "type": "object",
@@ -125,15 +122,16 @@ class Crd:
         )
 
 
-def load_crds() -> dict[tuple[str, str], Crd]:
-    """(apiVersion, kind) -> every served version of the shared CRDs.
+def load_crds(crd_dir: Path) -> dict[tuple[str, str], Crd]:
+    """(apiVersion, kind) -> every served version of the CRDs in `crd_dir`.
 
-    FileNotFoundError names the folder when it is missing (DESIGN.md decision 6).
+    FileNotFoundError names the folder when it is missing or holds no YAML file.
     """
-    if not CRD_DIR.is_dir():
-        raise FileNotFoundError(f"Seldon CRDs not found at {CRD_DIR} (DESIGN.md decision 6)")
+    paths = sorted(crd_dir.glob("*.yaml")) if crd_dir.is_dir() else []
+    if not paths:
+        raise FileNotFoundError(f"no Seldon CRD YAML files in {crd_dir}")
     out: dict[tuple[str, str], Crd] = {}
-    for path in sorted(CRD_DIR.glob("*.yaml")):
+    for path in paths:
         # libyaml's loader: the v1 CRD is 35k lines (7 s with the pure-Python one)
         for doc in yaml.load_all(path.read_text(), Loader=yaml.CSafeLoader):
             if not doc or doc.get("kind") != "CustomResourceDefinition":

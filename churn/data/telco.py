@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import tempfile
 from pathlib import Path
-from typing import Final
+from typing import BinaryIO, Final
+from urllib.parse import unquote, urlparse
 
 import pandas as pd
 import requests
@@ -47,23 +49,23 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def verify_sha256(path: Path, expected: str) -> None:
+def verify_sha256(path: Path, expected: str, *, hint: str = _HOW_TO_PROVIDE) -> None:
     """Raise DataSourceError unless `path` hashes to `expected` (hex, any case)."""
     actual = file_sha256(path)
     if actual != expected.strip().lower():
         raise DataSourceError(
             f"sha256 mismatch for {path}: expected {expected}, got {actual}. The file is "
-            "corrupt, truncated or a different version. " + _HOW_TO_PROVIDE
+            f"corrupt, truncated or a different version. {hint}".rstrip()
         )
 
 
-def download(url: str, dest: Path, *, sha256: str) -> Path:
-    """Download `url` to `dest`, verified against `sha256`, atomically.
+def download(url: str, dest: Path, *, sha256: str, hint: str = _HOW_TO_PROVIDE) -> Path:
+    """Download `url` (http, https or file) to `dest`, verified against `sha256`, atomically.
 
     The body is streamed to a temporary file next to `dest`, hashed, and renamed
     over `dest` only when the hash matches, so an interrupted or wrong download never
     leaves a file that a later run would trust. An existing `dest` with the right
-    hash is reused without a request.
+    hash is reused without a request. `hint` ends every error: how to provide the file.
     """
     if dest.is_file() and file_sha256(dest) == sha256.strip().lower():
         return dest
@@ -72,18 +74,41 @@ def download(url: str, dest: Path, *, sha256: str) -> Path:
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as out:
-            try:
-                with requests.get(url, stream=True, timeout=_DOWNLOAD_TIMEOUT_S) as response:
-                    response.raise_for_status()
-                    for chunk in response.iter_content(chunk_size=_CHUNK):
-                        out.write(chunk)
-            except requests.RequestException as e:
-                raise DataSourceError(f"download of {url} failed: {e}. {_HOW_TO_PROVIDE}") from e
-        verify_sha256(tmp, sha256)
+            _fetch(url, out, hint)
+        actual = file_sha256(tmp)
+        if actual != sha256.strip().lower():
+            raise DataSourceError(
+                f"sha256 mismatch for {dest.name} downloaded from {url}: expected {sha256}, "
+                f"got {actual}. The file is corrupt, truncated or a different version. "
+                f"{hint}".rstrip()
+            )
         tmp.replace(dest)  # atomic: a reader never sees a partial download
     finally:
         tmp.unlink(missing_ok=True)
     return dest
+
+
+def _fetch(url: str, out: BinaryIO, hint: str) -> None:
+    """Stream `url` into `out`: http(s) through requests, file:// from local disk.
+
+    file:// lets air-gapped users (and the tests) mirror a download locally and still
+    get the same checksum and atomic-rename guarantees as a real download.
+    """
+    parsed = urlparse(url)
+    if parsed.scheme == "file":
+        try:
+            with Path(unquote(parsed.path)).open("rb") as source:
+                shutil.copyfileobj(source, out, _CHUNK)
+        except OSError as e:
+            raise DataSourceError(f"download of {url} failed: {e}. {hint}".rstrip()) from e
+        return
+    try:
+        with requests.get(url, stream=True, timeout=_DOWNLOAD_TIMEOUT_S) as response:
+            response.raise_for_status()
+            for chunk in response.iter_content(chunk_size=_CHUNK):
+                out.write(chunk)
+    except requests.RequestException as e:
+        raise DataSourceError(f"download of {url} failed: {e}. {hint}".rstrip()) from e
 
 
 def _resolve_source(path: Path | None, url: str | None, sha256: str | None) -> Path:
@@ -212,3 +237,33 @@ def clean_telco(raw: pd.DataFrame, *, source: str = "Telco CSV") -> pd.DataFrame
     out[LABEL] = _churn_label(raw, source)
     frame = pd.DataFrame(out)
     return frame[[ENTITY_KEY, *feature_names(), LABEL]].reset_index(drop=True)
+
+
+def _exact_text(value: float) -> str:
+    """The shortest text that parses back to exactly `value` (a round trip loses nothing)."""
+    return repr(float(value))
+
+
+def to_published(frame: pd.DataFrame) -> pd.DataFrame:
+    """The project's typed frame -> the published CSV's layout (all text), the inverse
+    of `clean_telco`.
+
+    Why: the synthetic generator's customers can then be written as a Telco-format
+    CSV and read back through the very loader the real file goes through (tests and
+    demos without the dataset exercise the same code path). First-month customers
+    (tenure 0) get the published file's blank TotalCharges, and Churn is Yes/No.
+    Extra columns (timestamps) are dropped.
+    """
+    out: dict[str, pd.Series] = {}
+    for published, name in TELCO_COLUMNS.items():
+        column = frame[name]
+        if name == LABEL:
+            out[published] = column.map({1: "Yes", 0: "No"})
+        elif name == "total_charges":
+            text = column.map(_exact_text)
+            out[published] = text.mask(frame["tenure"] == 0, " ")
+        elif pd.api.types.is_float_dtype(column):
+            out[published] = column.map(_exact_text)
+        else:
+            out[published] = column.astype(str)
+    return pd.DataFrame(out).reset_index(drop=True)

@@ -1,7 +1,7 @@
 """The default drift backend: alibi-detect's TabularDrift over the model's inputs.
 
 Licence: alibi-detect 0.12+ is under the Business Source License 1.1; production use
-needs a licence from Seldon (DESIGN.md, decision 4). Callers depend only on
+needs a licence from Seldon (docs/decisions.md, 4). Callers depend only on
 churn.drift.base, so this module can be replaced without touching them.
 
 Method. TabularDrift runs one test per feature: Chi-squared on the categorical

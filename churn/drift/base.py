@@ -1,7 +1,7 @@
 """The drift detector interface every backend implements, and how saved ones are found.
 
 alibi-detect (the default backend, churn.drift.alibi) is under the Business Source
-License 1.1: production use needs a licence from Seldon (DESIGN.md, decision 4).
+License 1.1: production use needs a licence from Seldon (docs/decisions.md, 4).
 Pipelines, serving and monitoring therefore talk only to `DriftDetector` and
 `DriftResult` here; replacing the backend means writing one class that satisfies
 the protocol and adding it to `_BACKENDS`, with no change to any caller.

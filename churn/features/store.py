@@ -2,7 +2,7 @@
 
 Small typed functions (no module state) that pipelines, serving and tests call
 instead of repeating Feast boilerplate. They add the checks Feast 0.49 leaves out
-(measured, see DESIGN.md):
+(measured, see docs/decisions.md, 7):
 
 - historical reads: the file offline store silently DROPS an entity row whose
   feature rows are all later than its timestamp, instead of returning nulls;

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from ports import free_port
 from sklearn.pipeline import Pipeline
@@ -40,7 +41,7 @@ from churn.models.candidates import train_candidate
 from churn.models.evaluate import evaluate, save_plots
 from churn.models.fingerprint import data_fingerprint, evaluation_fingerprint
 from churn.models.serialize import save_model
-from churn.schema import LABEL, model_input_names
+from churn.schema import ENTITY_KEY, LABEL, model_input_names
 from churn.settings import Settings, get_settings
 from serving import local_server
 from serving.bundle import build_bundle_from_pipeline
@@ -65,6 +66,14 @@ class Stack:
     model_version: str
     customer_ids: list[str]
     registry_version: str | None
+    risky_customer: str  # month-to-month, tenure 1 (7590-VHVEG in the real file)
+
+
+def risky_customer(customers: pd.DataFrame) -> str:
+    """The first month-to-month customer in their first billed month: a clear churn risk
+    whose top reason is tenure (7590-VHVEG, the first row of the real file)."""
+    risky = customers[(customers["contract"] == "Month-to-month") & (customers["tenure"] == 1)]
+    return str(risky[ENTITY_KEY].iloc[0])
 
 
 def stack_env(home: Path) -> dict[str, str]:
@@ -221,8 +230,9 @@ def running_stack(
         cfg = redis_local.config_from_settings(settings)
         redis_local.start(cfg)
         try:
+            customers = load_telco(telco_csv)
             features = run_feature_pipeline(DataSource(kind="telco", csv_path=telco_csv), settings)
-            assert features.customers == 7043, features
+            assert features.customers == len(customers), features
             registry_version = None
             drift_dir = fit_detector_dir(telco_csv, home / "drift_detector")
             if registry:
@@ -244,7 +254,6 @@ def running_stack(
                 )  # fmt: skip
             local_server.start(bundle, serving)
             try:
-                ids = load_telco(telco_csv)["customer_id"].tolist()
                 yield Stack(
                     settings=settings,
                     serving=serving,
@@ -252,8 +261,9 @@ def running_stack(
                     url=local_server.base_url(serving),
                     metrics_url=f"http://127.0.0.1:{serving.metrics_port}/metrics",
                     model_version=manifest.model_version,
-                    customer_ids=ids,
+                    customer_ids=customers[ENTITY_KEY].tolist(),
                     registry_version=registry_version,
+                    risky_customer=risky_customer(customers),
                 )
             finally:
                 local_server.stop(serving)

@@ -50,7 +50,6 @@ from serving import local_server
 
 pytestmark = pytest.mark.integration
 
-CUSTOMER = "7590-VHVEG"  # month-to-month, tenure 1: a clear churn risk
 APP = PROJECT_ROOT / "dashboard" / "app.py"
 EXACT = re.compile(r"(?<!What-if )P\(churn\) = ([0-9.eE+-]+)")
 WHATIF = re.compile(r"What-if P\(churn\) = ([0-9.eE+-]+)")
@@ -186,14 +185,15 @@ def test_page_loads_with_the_server_ready(
 def test_lookup_shows_the_endpoints_probability_and_reasons(
     dashboard: Dashboard, browser: Browser, shots: Path
 ) -> None:
-    expected = endpoint_probability(dashboard.stack, CUSTOMER)
-    look_up(browser, CUSTOMER)
+    expected = endpoint_probability(dashboard.stack, dashboard.stack.risky_customer)
+    look_up(browser, dashboard.stack.risky_customer)
     text = settled(browser, "P(churn) = ")
     shown = EXACT.search(text)
     assert shown, text
     assert float(shown.group(1)) == expected
     assert f"{expected:.1%}" in text
-    assert f"Customer {CUSTOMER}" in text and dashboard.stack.model_version in text
+    assert f"Customer {dashboard.stack.risky_customer}" in text
+    assert dashboard.stack.model_version in text
     assert "Top reasons" in text and "tenure" in text  # tenure 1 is this customer's top risk
     browser.screenshot(shots / "02_lookup.png")
     assert_no_traceback(browser)
@@ -202,7 +202,7 @@ def test_lookup_shows_the_endpoints_probability_and_reasons(
 def test_whatif_scores_like_the_server_and_responds_to_edits(
     dashboard: Dashboard, browser: Browser, shots: Path
 ) -> None:
-    served = endpoint_probability(dashboard.stack, CUSTOMER)
+    served = endpoint_probability(dashboard.stack, dashboard.stack.risky_customer)
     browser.click("[role='tab']", "What-if")
     text = browser.wait_for_text("What-if P(churn) = ", timeout_s=60)
     as_is = WHATIF.search(text)
@@ -252,16 +252,17 @@ def test_at_risk_tab_lists_the_batch_scores_filters_and_downloads(
     assert run is not None
     summary = json.loads((run / "summary.json").read_text())
     flagged = summary["at_risk"]
-    assert 0 < flagged < 7043
+    scored = len(dashboard.stack.customer_ids)
+    assert 0 < flagged < scored
     browser.click("[role='tab']", "At risk")
     text = settled(browser, "match the filters")
-    assert "7,043" in text and f"{flagged:,}" in text and run.name in text
+    assert f"{scored:,}" in text and f"{flagged:,}" in text and run.name in text
     # Defaults: every segment, predicted churners only.
     assert f"{flagged:,} customers match the filters; showing the first 100." in text
     browser.screenshot(shots / "05_at_risk.png")
     # Untick "only predicted churners": every scored customer matches.
     browser.click("label", "Only customers predicted to churn")
-    settled(browser, "7,043 customers match the filters")
+    settled(browser, f"{scored:,} customers match the filters")
     # The CSV button serves what is shown: the first 100 rows, ranked by expected loss.
     downloads = dashboard.log.parent / "downloads"
     browser.send("Browser.setDownloadBehavior", behavior="allow", downloadPath=str(downloads))
@@ -312,7 +313,7 @@ def browser_download(folder: Path, timeout_s: float = 30.0) -> Path:
 
 def test_redis_down_is_explained(dashboard: Dashboard, browser: Browser, shots: Path) -> None:
     redis_local.stop(dashboard.stack.redis)
-    look_up(browser, CUSTOMER)
+    look_up(browser, dashboard.stack.risky_customer)
     text = settled(browser, "online feature store (Redis) is unavailable")
     assert "make redis-start" in text
     assert EXACT.search(text) is None  # the old answer is gone
@@ -322,7 +323,7 @@ def test_redis_down_is_explained(dashboard: Dashboard, browser: Browser, shots: 
 
 def test_server_down_is_explained(dashboard: Dashboard, browser: Browser, shots: Path) -> None:
     assert local_server.stop(dashboard.stack.serving)
-    look_up(browser, CUSTOMER)
+    look_up(browser, dashboard.stack.risky_customer)
     text = settled(browser, "is not reachable")
     assert f"The inference server at {dashboard.stack.url} is not reachable" in text
     assert "Inference server not reachable" in text  # the sidebar too

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import requests
-from stack_support import free_port, train_model
+from stack_support import free_port, risky_customer, train_model
 
 from churn.data.offline import write_offline_store
 from churn.features.derived import add_derived
@@ -208,15 +208,21 @@ def test_live_drift_status_is_summarised_per_feature() -> None:
 
 @pytest.fixture(scope="module")
 def telco(telco_csv: Path) -> pd.DataFrame:
-    """The real Telco customers as the feature pipeline loads them (with timestamps)."""
+    """The Telco-format customers as the feature pipeline loads them (with timestamps)."""
     return load_customers(DataSource(kind="telco", csv_path=telco_csv))
+
+
+@pytest.fixture(scope="module")
+def customer(telco: pd.DataFrame) -> str:
+    """A clear churn risk of the loaded data (7590-VHVEG in the real file)."""
+    return risky_customer(telco)
 
 
 @pytest.fixture(scope="module")
 def model_and_pipeline(
     telco_csv: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> tuple[ServingModel, Any]:
-    """XGBoost trained on the real data, saved and loaded back as serving loads it."""
+    """XGBoost trained on the data, saved and loaded back as serving loads it."""
     pipeline = train_model(telco_csv)
     path = tmp_path_factory.mktemp("model") / "serving_model"
     save_model(pipeline, path, {"threshold": 0.3})
@@ -224,10 +230,12 @@ def model_and_pipeline(
 
 
 def test_whatif_scores_exactly_like_the_training_pipeline(
-    model_and_pipeline: tuple[ServingModel, Any], telco: pd.DataFrame
+    model_and_pipeline: tuple[ServingModel, Any],
+    telco: pd.DataFrame,
+    customer: str,
 ) -> None:
     model, pipeline = model_and_pipeline
-    row = telco[telco[ENTITY_KEY] == CUSTOMER]
+    row = telco[telco[ENTITY_KEY] == customer]
     features = {name: row[name].iloc[0] for name in feature_names()}
     score = data.score_features(model, 0.3, features, top_k=3)
     expected = float(churn_scores(pipeline, add_derived(row)[model_input_names()])[0])
@@ -240,10 +248,12 @@ def test_whatif_scores_exactly_like_the_training_pipeline(
 
 
 def test_whatif_edits_move_the_score_the_expected_way(
-    model_and_pipeline: tuple[ServingModel, Any], telco: pd.DataFrame
+    model_and_pipeline: tuple[ServingModel, Any],
+    telco: pd.DataFrame,
+    customer: str,
 ) -> None:
     model, _ = model_and_pipeline
-    row = telco[telco[ENTITY_KEY] == CUSTOMER].iloc[0]
+    row = telco[telco[ENTITY_KEY] == customer].iloc[0]
     base = {name: row[name] for name in feature_names()}
     risky = data.score_features(model, 0.3, base).probability
     loyal = {**base, "tenure": 60, "total_charges": 60 * base["monthly_charges"]}
@@ -266,9 +276,10 @@ def test_whatif_refuses_values_outside_the_schema(
     telco: pd.DataFrame,
     edit: dict[str, Any],
     says: str,
+    customer: str,
 ) -> None:
     model, _ = model_and_pipeline
-    row = telco[telco[ENTITY_KEY] == CUSTOMER].iloc[0]
+    row = telco[telco[ENTITY_KEY] == customer].iloc[0]
     features = {**{name: row[name] for name in feature_names()}, **edit}
     with pytest.raises(data.BadInput, match=says.replace("(", r"\(")):
         data.score_features(model, 0.3, features)
@@ -279,19 +290,21 @@ def test_whatif_refuses_values_outside_the_schema(
 
 @pytest.fixture(scope="module")
 def offline_dir(telco: pd.DataFrame, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The real offline store of the Telco snapshot, written by the project's writer."""
+    """The offline store of the Telco-format snapshot, written by the project's writer."""
     path = tmp_path_factory.mktemp("offline")
     write_offline_store(telco, path)
     return path
 
 
 def test_customer_features_come_from_the_latest_snapshot(
-    offline_dir: Path, telco: pd.DataFrame
+    offline_dir: Path,
+    telco: pd.DataFrame,
+    customer: str,
 ) -> None:
     frame = data.load_offline_features(offline_dir)
-    assert len(frame) == 7043 and list(frame.columns) == feature_names()
-    features = data.customer_features(frame, CUSTOMER)
-    expected = telco.set_index(ENTITY_KEY).loc[CUSTOMER]
+    assert len(frame) == len(telco) and list(frame.columns) == feature_names()
+    features = data.customer_features(frame, customer)
+    expected = telco.set_index(ENTITY_KEY).loc[customer]
     assert features == {name: expected[name] for name in feature_names()}
     assert isinstance(features["tenure"], int) and isinstance(features["contract"], str)
     with pytest.raises(data.NoOfflineFeatures, match="'nobody' is not in the offline store"):
@@ -342,25 +355,30 @@ def test_no_batch_run_yet_is_explained(tmp_path: Path) -> None:
         data.latest_batch_scores(tmp_path)
 
 
-def test_the_newest_batch_run_is_read_ranked_with_its_summary(batch_root: Path) -> None:
+def test_the_newest_batch_run_is_read_ranked_with_its_summary(
+    batch_root: Path, telco: pd.DataFrame
+) -> None:
     scores = data.latest_batch_scores(batch_root)
     assert scores.path.name.startswith("20250103T")
-    assert len(scores.frame) == 7043 and scores.summary["rows"] == 7043
-    assert scores.frame["rank"].tolist() == list(range(1, 7044))
+    assert len(scores.frame) == len(telco) and scores.summary["rows"] == len(telco)
+    assert scores.frame["rank"].tolist() == list(range(1, len(telco) + 1))
     assert scores.frame["expected_loss"].is_monotonic_decreasing
     assert scores.summary["at_risk"] == int(scores.frame["churn_label"].sum())
 
 
 def test_segments_are_joined_at_the_scored_snapshot(
-    batch_root: Path, offline_dir: Path, telco: pd.DataFrame
+    batch_root: Path,
+    offline_dir: Path,
+    telco: pd.DataFrame,
+    customer: str,
 ) -> None:
     scores = data.latest_batch_scores(batch_root)
     frame = data.with_segments(scores.frame, offline_dir)
-    assert len(frame) == 7043 and frame[list(data.SEGMENTS)].notna().all().all()
+    assert len(frame) == len(telco) and frame[list(data.SEGMENTS)].notna().all().all()
     truth = telco.set_index(ENTITY_KEY)
-    row = frame[frame[ENTITY_KEY] == CUSTOMER].iloc[0]
-    assert row["contract"] == truth.loc[CUSTOMER, "contract"]
-    assert row["tenure"] == truth.loc[CUSTOMER, "tenure"]
+    row = frame[frame[ENTITY_KEY] == customer].iloc[0]
+    assert row["contract"] == truth.loc[customer, "contract"]
+    assert row["tenure"] == truth.loc[customer, "tenure"]
     # A snapshot the offline store does not hold gets no segments (not another snapshot's).
     shifted = scores.frame.assign(snapshot_time=pd.Timestamp("2030-01-01", tz="UTC"))
     assert data.with_segments(shifted.head(5), offline_dir)["contract"].isna().all()
@@ -369,7 +387,7 @@ def test_segments_are_joined_at_the_scored_snapshot(
 def test_filters_and_csv(batch_root: Path, offline_dir: Path) -> None:
     frame = data.with_segments(data.latest_batch_scores(batch_root).frame, offline_dir)
     everyone = data.filter_at_risk(frame, data.AtRiskFilter())
-    assert len(everyone) == 7043
+    assert len(everyone) == len(frame)
     flagged = data.filter_at_risk(frame, data.AtRiskFilter(only_flagged=True))
     assert len(flagged) == int(frame["churn_label"].sum())
     rule = data.AtRiskFilter(
@@ -472,6 +490,6 @@ def test_a_registry_without_the_model_has_no_champion(tmp_path: Path) -> None:
         data.champion_ref("churn-classifier", uri)
 
 
-def test_numpy_scalars_are_plain_python_for_the_widgets(offline_dir: Path) -> None:
-    features = data.customer_features(data.load_offline_features(offline_dir), CUSTOMER)
+def test_numpy_scalars_are_plain_python_for_the_widgets(offline_dir: Path, customer: str) -> None:
+    features = data.customer_features(data.load_offline_features(offline_dir), customer)
     assert not any(isinstance(v, np.generic) for v in features.values())

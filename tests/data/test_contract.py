@@ -25,7 +25,7 @@ Corruption = Callable[[pd.DataFrame], pd.DataFrame]
 
 @pytest.fixture(scope="module")
 def stamped(telco_df: pd.DataFrame) -> pd.DataFrame:
-    """The real data as ingestion stores it: one snapshot time, label timestamps."""
+    """The Telco-format data as ingestion stores it: one snapshot time, label timestamps."""
     return assign_event_time(telco_df, DEFAULT_SNAPSHOT_TIME)
 
 
@@ -132,11 +132,15 @@ CORRUPTIONS: list[tuple[str, Corruption, str, str]] = [
 ]
 
 
-def test_accepts_cleaned_real_data(telco_df: pd.DataFrame) -> None:
+def test_accepts_cleaned_real_data(real_telco_df: pd.DataFrame) -> None:
+    assert validate(real_telco_df) is real_telco_df
+
+
+def test_accepts_cleaned_telco_format_data(telco_df: pd.DataFrame) -> None:
     assert validate(telco_df) is telco_df
 
 
-def test_accepts_stamped_real_data(stamped: pd.DataFrame) -> None:
+def test_accepts_stamped_telco_format_data(stamped: pd.DataFrame) -> None:
     validate(stamped, require_timestamps=True, require_label=True)
 
 

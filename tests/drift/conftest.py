@@ -1,9 +1,9 @@
-"""Real-Telco fixtures for the drift tests: features, a seeded split, a fitted detector.
+"""Telco-format fixtures for the drift tests: features, a seeded split, a fitted detector.
 
 The detector is fitted once per session on the training split (raw features plus the
 derived ones, exactly the model's inputs); the held-out split is the "reference-like"
-population that must not alarm. The CSV comes from the root conftest's `telco_csv`
-(CHURN_TELCO_CSV, else ../shared/data): missing data fails the session, never skips.
+population that must not alarm. The CSV comes from the root conftest's `telco_csv`:
+the real file when it is at hand, else synthetic customers in the same layout.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Everything here works offline: `kubectl kustomize` renders (no cluster), the
 `kubernetes-validate` package holds the Kubernetes JSON schemas, and the Seldon
-CRDs come from ../shared/k8s-crds/ next to the checkout (DESIGN.md decision 6).
+CRDs are found by tests/inputs.py (the root conftest's `seldon_crds` fixture).
 Missing tools fail loudly with the command that installs them; nothing is skipped
 and nothing installs itself.
 """
@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from crd_validation import CRD_DIR, Crd, load_crds
+from crd_validation import Crd
 
 from churn.settings import PROJECT_ROOT
 
@@ -140,20 +140,11 @@ def image_problem(image: str) -> str | None:
 # ------------------------------------------------------------------ CRD schemas
 
 
-# ObjectMeta as the API server checks what the manifests set (CRDs say only "object").
-def load_crd_validators() -> dict[tuple[str, str], Crd]:
-    """(apiVersion, kind) -> the shared CRDs' validators (tests/crd_validation.py)."""
-    try:
-        return load_crds()
-    except FileNotFoundError as e:
-        raise ToolMissingError(str(e)) from e
-
-
 def crd_errors(validators: dict[tuple[str, str], Crd], obj: dict[str, Any]) -> list[str]:
     """Violations of an object against its CRD, as "<path>: <message>"."""
     key = (obj["apiVersion"], obj["kind"])
     if key not in validators:
-        raise AssertionError(f"{ident(obj)}: no CRD for {key} in {CRD_DIR}")
+        raise AssertionError(f"{ident(obj)}: no CRD for {key} among {sorted(validators)}")
     return validators[key].errors(obj)
 
 

@@ -3,7 +3,7 @@
 - `kubectl kustomize` renders each overlay (kind, eks, seldon-v1), offline.
 - Core kinds validate against the Kubernetes 1.32 schemas of `kubernetes-validate`
   in strict mode (unknown fields are errors); Seldon objects against the CRDs in
-  ../shared/k8s-crds/; ServiceMonitors (no CRD at hand) by their wiring. Each
+  the Seldon CRDs (tests/inputs.py); ServiceMonitors (no CRD at hand) by their wiring. Each
   validator is shown to REJECT a broken object, so a pass means something.
 - Properties, on every pod template (Deployments, StatefulSets, CronJobs, Seldon v2
   Servers, Seldon v1 predictors): non-root, no privilege escalation, limits and
@@ -40,7 +40,6 @@ from infra_support import (
     image_problem,
     is_custom,
     kustomize,
-    load_crd_validators,
     pod_specs,
 )
 
@@ -59,11 +58,6 @@ Rendered = dict[str, list[dict[str, Any]]]
 def rendered() -> Rendered:
     """overlay name -> its rendered objects."""
     return {name: kustomize(K8S_DIR / "overlays" / name) for name in OVERLAYS}
-
-
-@pytest.fixture(scope="module")
-def crds() -> dict[tuple[str, str], Any]:
-    return load_crd_validators()
 
 
 def all_objects(rendered: Rendered) -> list[tuple[str, dict[str, Any]]]:
@@ -151,13 +145,13 @@ def test_kubernetes_validation_bites(
         kubernetes_validate.validate(broken, KUBERNETES_VERSION, strict=True)
 
 
-def test_seldon_objects_validate_against_the_shared_crds(
-    rendered: Rendered, crds: dict[tuple[str, str], Any]
+def test_seldon_objects_validate_against_the_crds(
+    rendered: Rendered, seldon_crds: dict[tuple[str, str], Any]
 ) -> None:
     seen = set()
     for overlay, obj in all_objects(rendered):
         if obj["apiVersion"].split("/")[0].endswith("seldon.io"):
-            assert crd_errors(crds, obj) == [], f"{overlay}: {ident(obj)}"
+            assert crd_errors(seldon_crds, obj) == [], f"{overlay}: {ident(obj)}"
             seen.add(obj["kind"])
     assert seen == {"Server", "Model", "Pipeline", "SeldonDeployment"}
 
@@ -174,15 +168,15 @@ def test_seldon_objects_validate_against_the_shared_crds(
 )  # fmt: skip
 def test_crd_validation_bites(
     rendered: Rendered,
-    crds: dict[tuple[str, str], Any],
+    seldon_crds: dict[tuple[str, str], Any],
     kind: str,
     breaker: Callable[[dict[str, Any]], None],
     message: str,
 ) -> None:
     obj = copy.deepcopy(next(o for o in rendered["eks"] if o["kind"] == kind))
-    assert crd_errors(crds, obj) == []
+    assert crd_errors(seldon_crds, obj) == []
     breaker(obj)
-    errors = crd_errors(crds, obj)
+    errors = crd_errors(seldon_crds, obj)
     assert any(message in e for e in errors), errors
 
 

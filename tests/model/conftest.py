@@ -1,4 +1,8 @@
-"""Fixtures of the model tests: the real Telco data, its seeded split, trained candidates.
+"""Fixtures of the model tests: Telco-format data, its seeded split, trained candidates.
+
+The data is the root conftest's `telco_csv`: the real file when at hand (the tests of
+published AUC floors ask for `real_telco_csv` too, so they run only then), else
+synthetic customers in the same layout.
 
 Training is the expensive part (~15-30 s on 2 cores), so the candidates are trained
 once per session with churn's default grid and shared read-only by every model test.
@@ -23,13 +27,13 @@ from churn.schema import LABEL
 
 @pytest.fixture(scope="session")
 def telco_frame(telco_csv: Path) -> pd.DataFrame:
-    """The real Telco data with derived features (read-only: copy before editing)."""
+    """Telco-format data with derived features (read-only: copy before editing)."""
     return add_derived(load_telco(telco_csv))
 
 
 @pytest.fixture(scope="session")
 def split(telco_frame: pd.DataFrame) -> Split:
-    """Stratified, seeded 80/20 split of the real data."""
+    """Stratified, seeded 80/20 split of the data."""
     train, test = split_frame(telco_frame, strategy="stratified", test_size=0.2, seed=SEED)
     return Split(
         X_train=train.drop(columns=[LABEL]),

@@ -1,6 +1,6 @@
-"""Candidate training and held-out quality on the REAL Telco data.
+"""Candidate training on Telco-format data; held-out quality floors on the REAL file.
 
-Honest targets (DESIGN.md): published held-out ROC-AUC on this data is about
+Honest targets (docs/decisions.md, 8): published held-out ROC-AUC on this data is about
 0.84-0.85 and, at recall 0.80, precision about 0.50. These tests hold the models to
 that, print every family's figures, and check that training is reproducible.
 """
@@ -21,6 +21,8 @@ from churn.models.candidates import (
 from churn.models.evaluate import Costs, ThresholdRule, choose_threshold, evaluate
 
 RECALL_TARGET = ThresholdRule("recall_target", recall_target=0.80)
+# Any Telco-format data with signal (real or synthetic): far above a coin's 0.5.
+CHANCE_BY_FAR = 0.7
 
 
 def test_every_family_trains_and_beats_chance_by_far(
@@ -29,12 +31,21 @@ def test_every_family_trains_and_beats_chance_by_far(
     assert set(candidates) == set(MODEL_KINDS)
     for kind, candidate in candidates.items():
         assert candidate.kind == kind
-        assert candidate.cv_auc > 0.82, f"{kind}: CV ROC-AUC {candidate.cv_auc:.4f}"
+        assert candidate.cv_auc > CHANCE_BY_FAR, f"{kind}: CV ROC-AUC {candidate.cv_auc:.4f}"
         assert len(candidate.cv_results) >= 1
         assert candidate.oof_scores.shape == (len(split.y_train),)
         assert np.all((candidate.oof_scores >= 0) & (candidate.oof_scores <= 1))
 
 
+@pytest.mark.usefixtures("real_telco_csv")  # the candidates are trained on the real file
+def test_every_family_reaches_the_published_cv_auc_on_telco(
+    candidates: dict[str, TrainedCandidate],
+) -> None:
+    for kind, candidate in candidates.items():
+        assert candidate.cv_auc > 0.82, f"{kind}: CV ROC-AUC {candidate.cv_auc:.4f}"
+
+
+@pytest.mark.usefixtures("real_telco_csv")
 def test_best_model_meets_auc_and_recall_targets_on_held_out(
     candidates: dict[str, TrainedCandidate], split: Split
 ) -> None:
@@ -53,6 +64,7 @@ def test_best_model_meets_auc_and_recall_targets_on_held_out(
     assert honest.recall >= 0.75, f"OOF-threshold held-out recall {honest.recall:.4f}"
 
 
+@pytest.mark.usefixtures("real_telco_csv")
 def test_report_every_family(candidates: dict[str, TrainedCandidate], split: Split) -> None:
     """Prints the figures the README reports (run with -s to see them)."""
     lines = [

@@ -30,8 +30,13 @@ def _read(path: Path) -> nbformat.NotebookNode:
 
 
 @pytest.fixture(scope="module")
-def executed(tmp_path_factory: pytest.TempPathFactory, telco_csv: Path) -> nbformat.NotebookNode:
-    """The notebook after a full run in the venv's kernel, CHURN_TELCO_CSV set."""
+def executed(
+    tmp_path_factory: pytest.TempPathFactory, real_telco_csv: Path
+) -> nbformat.NotebookNode:
+    """The notebook after a full run in the venv's kernel on the real file.
+
+Real data only: the notebook's findings (and its own asserts) are about the
+published dataset, so synthetic customers would fail them by design."""
     jupyter = tmp_path_factory.mktemp("jupyter")
     spec = jupyter / "kernels" / KERNEL
     spec.mkdir(parents=True)
@@ -48,7 +53,7 @@ def executed(tmp_path_factory: pytest.TempPathFactory, telco_csv: Path) -> nbfor
     nb = _read(NOTEBOOK)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("JUPYTER_PATH", str(jupyter))
-        mp.setenv("CHURN_TELCO_CSV", str(telco_csv))
+        mp.setenv("CHURN_TELCO_CSV", str(real_telco_csv))
         # Figures as inline PNGs, whatever an earlier import (e.g. streamlit) set.
         mp.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
         mp.setenv(

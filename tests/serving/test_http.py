@@ -282,7 +282,7 @@ def test_reasons_are_the_models_feature_contributions(server: Server) -> None:
 
 
 def test_tritonclient_http_with_json_inputs(server: Server) -> None:
-    """The client the README shows: tritonclient.http, binary_data=False (DESIGN.md)."""
+    """The client the README shows: tritonclient.http, binary_data=False (binary inputs get 422)."""
     import tritonclient.http as httpclient
 
     client = httpclient.InferenceServerClient(server.url.removeprefix("http://"))

@@ -1,7 +1,7 @@
 """Seldon manifests (serving.seldon): schema-valid, safe, wired together, and applied.
 
-- Every rendered object validates against the openAPIV3Schema of its CRD in
-  ../shared/k8s-crds/ (the served version), read the way the API server reads it:
+- Every rendered object validates against the openAPIV3Schema of its Seldon CRD
+  (the served version; tests/inputs.py finds the files), read the way the API server reads it:
   unknown fields are errors (strict field validation), and the x-kubernetes-*
   extensions that constrain values (int-or-string, list-type set/map with map keys)
   are enforced. Broken objects are shown to FAIL, so the validation bites.
@@ -33,7 +33,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 import yaml
-from crd_validation import CRD_DIR, Crd, load_crds
+from crd_validation import Crd
 from kubernetes.client import ApiClient, Configuration
 from kubernetes.client.exceptions import ApiException
 from mlserver.settings import ModelParameters, ModelSettings, Settings
@@ -125,40 +125,21 @@ OBJECTS = all_objects()
 # ------------------------------------------------------------------ CRD schemas
 
 
-# ObjectMeta as the API server checks what we set in it (the CRDs say only "object").
-@pytest.fixture(scope="module")
-def crds() -> dict[tuple[str, str], Crd]:
-    """(apiVersion, kind) -> the CRD's served schema, from ../shared/k8s-crds/."""
-    try:
-        out = load_crds()
-    except FileNotFoundError as e:
-        pytest.fail(str(e), pytrace=False)
-    needed = {
-        ("mlops.seldon.io/v1alpha1", "Server"),
-        ("mlops.seldon.io/v1alpha1", "Model"),
-        ("mlops.seldon.io/v1alpha1", "Pipeline"),
-        ("machinelearning.seldon.io/v1", "SeldonDeployment"),
-    }
-    if missing := needed - set(out):
-        pytest.fail(f"CRDs in {CRD_DIR} lack {sorted(missing)}", pytrace=False)
-    return out
+def crd_for(seldon_crds: dict[tuple[str, str], Crd], obj: dict[str, Any]) -> Crd:
+    return seldon_crds[(obj["apiVersion"], obj["kind"])]
 
 
-def crd_for(crds: dict[tuple[str, str], Crd], obj: dict[str, Any]) -> Crd:
-    return crds[(obj["apiVersion"], obj["kind"])]
-
-
-def test_the_plural_table_is_the_crds(crds: dict[tuple[str, str], Crd]) -> None:
-    for (_api, kind), crd in crds.items():
+def test_the_plural_table_is_the_crds(seldon_crds: dict[tuple[str, str], Crd]) -> None:
+    for (_api, kind), crd in seldon_crds.items():
         if kind in PLURALS:
             assert PLURALS[kind] == crd.plural
 
 
 @pytest.mark.parametrize(("label", "obj"), OBJECTS, ids=[label for label, _ in OBJECTS])
 def test_every_rendered_object_validates_against_its_crd(
-    label: str, obj: dict[str, Any], crds: dict[tuple[str, str], Crd]
+    label: str, obj: dict[str, Any], seldon_crds: dict[tuple[str, str], Crd]
 ) -> None:
-    assert crd_for(crds, obj).errors(obj) == []
+    assert crd_for(seldon_crds, obj).errors(obj) == []
 
 
 def _server() -> dict[str, Any]:
@@ -283,10 +264,12 @@ BROKEN: dict[str, tuple[Callable[[], dict[str, Any]], Callable[[dict[str, Any]],
 
 
 @pytest.mark.parametrize("case", list(BROKEN))
-def test_validation_bites_on_broken_objects(case: str, crds: dict[tuple[str, str], Crd]) -> None:
+def test_validation_bites_on_broken_objects(
+    case: str, seldon_crds: dict[tuple[str, str], Crd]
+) -> None:
     render, breaker, expected = BROKEN[case]
     obj = render()
-    crd = crd_for(crds, obj)
+    crd = crd_for(seldon_crds, obj)
     assert crd.errors(obj) == []  # valid before
     breaker(obj)
     errors = crd.errors(obj)
