@@ -24,6 +24,13 @@ only disables drift checks.
 
 Extension seam: `load_detector()` is the one method a subclass overrides to supply
 another detector (the serving tests use it to install a detector that raises).
+
+Streaming (POST .../infer_stream, .../generate_stream) is MLServer's default
+predict_stream: one predict, answered as one server-sent event. It is deliberately
+not overridden: a request that fails there gets MLServer's text/plain 500 whatever
+status our error carries, because MLServer 1.7.1 starts the 200 response before it
+looks the model up and no runtime hook runs earlier (tests/serving/test_fuzz.py pins
+it); raising in an override would only turn the valid streams into 500s too.
 """
 
 from __future__ import annotations
