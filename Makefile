@@ -38,8 +38,7 @@ lookup: ## print online features of a few customers from Redis
 
 stack-local: setup ## register the local ZenML stack (stacks/local.yaml) and activate it
 	@test -d .zen || $(ZENML) init >/dev/null
-	@$(CHURN) stack register local
-	@$(ZENML) stack set local >/dev/null
+	@$(CHURN) stack register local --activate
 
 stack-eks: setup ## register the EKS stack (stacks/eks.yaml; needs the AWS variables it names)
 	@$(CHURN) stack register eks

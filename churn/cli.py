@@ -40,7 +40,7 @@ def _env(args: argparse.Namespace) -> int:
 
 
 def _stack(args: argparse.Namespace) -> int:
-    from churn.stacks import register_stack, run_config
+    from churn.stacks import activate_stack, register_stack, run_config
 
     if args.action == "run-config":
         import yaml
@@ -53,7 +53,11 @@ def _stack(args: argparse.Namespace) -> int:
 
     created = register_stack(args.name, get_settings())
     state = "registered" if created else "already registered"
-    print(f"stack {args.name!r} {state}; activate it with: zenml stack set {args.name}")
+    if args.activate:
+        activate_stack(args.name)
+        print(f"stack {args.name!r} {state} and active: zenml pipeline run uses it")
+    else:
+        print(f"stack {args.name!r} {state}; activate it with: zenml stack set {args.name}")
     return 0
 
 
@@ -173,6 +177,9 @@ def build_parser() -> argparse.ArgumentParser:
     p_stack.add_argument("--step-image", default=None, help="run-config: prebuilt steps image")
     p_stack.add_argument(
         "--set", action="append", default=[], help="run-config: parameter override key=value"
+    )
+    p_stack.add_argument(
+        "--activate", action="store_true", help="register: also make it the active stack"
     )
     p_stack.add_argument("-o", "--output", type=Path, default=Path("run-config.yaml"))
     p_stack.set_defaults(func=_stack)

@@ -87,6 +87,15 @@ def register_stack(name: str, settings: Settings, environ: Mapping[str, str] | N
     return True
 
 
+def activate_stack(name: str) -> None:
+    """`zenml stack set <name>`: make it the stack that `zenml pipeline run` uses.
+
+    Raises CalledProcessError with zenml's output when the stack does not exist.
+    """
+    zenml = str(Path(sys.executable).with_name("zenml"))
+    subprocess.run([zenml, "stack", "set", name], check=True, capture_output=True, text=True)
+
+
 def _ensure_secret(zenml: str, secret: str, environ: Mapping[str, str]) -> None:
     """Make sure ZenML secret `secret` exists before a stack that references it is imported.
 
