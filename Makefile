@@ -8,8 +8,12 @@ CHURN := $(VENV)/bin/churn
 # Real Telco data when CHURN_TELCO_CSV or CHURN_TELCO_URL is set, else synthetic customers.
 FEATURE_CONFIG := configs/feature_pipeline$(if $(CHURN_TELCO_CSV)$(CHURN_TELCO_URL),_telco,).yaml
 ZENML := $(VENV)/bin/zenml
+# ZenML's store (stacks, runs, local artifacts) belongs to this checkout, not to the
+# user: two clones on one laptop must not share a stack that points at the other's
+# MLflow. `source .venv/bin/activate` sets the same variable for direct zenml commands.
+export ZENML_CONFIG_PATH ?= $(CURDIR)/.churn/zenml
 
-.PHONY: help setup lock redis-start redis-stop redis-status features lookup stack-local stack-eks feature-pipeline training-pipeline deployment-pipeline serve-status serve-stop predict batch-pipeline drift-pipeline champion dashboard demo test crds lint format bench images k8s-render seldon-manifests clean-state
+.PHONY: help setup lock redis-start redis-stop redis-status features lookup stack-local stack-eks feature-pipeline training-pipeline deployment-pipeline serve-status serve-stop predict batch-pipeline drift-pipeline champion mlflow-ui dashboard demo test crds lint format bench images k8s-render seldon-manifests clean-state
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -69,6 +73,9 @@ batch-pipeline: setup ## zenml pipeline run of batch inference (ranked at-risk l
 
 drift-pipeline: setup ## zenml pipeline run of drift monitoring (report in .churn/reports/drift/)
 	$(ZENML) pipeline run pipelines.drift_monitoring_pipeline.drift_monitoring_pipeline -c configs/drift_monitoring_pipeline.yaml
+
+mlflow-ui: setup ## MLflow UI on http://localhost:5000 over this checkout's tracking store
+	$(VENV)/bin/mlflow ui --backend-store-uri "$$($(PY) -c 'from churn.settings import get_settings; print(get_settings().tracking_uri)')"
 
 champion: ## print the champion's held-out metrics from MLflow
 	@$(CHURN) model champion

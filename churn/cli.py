@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from churn import redis_local
+from churn import console, redis_local
 from churn.settings import get_settings
 
 
@@ -215,6 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `churn` console script."""
     args = build_parser().parse_args(argv)
+    console.install()
     if getattr(args, "url", "unset") is None:
         from serving.local_server import base_url
 

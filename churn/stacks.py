@@ -70,6 +70,15 @@ def register_stack(name: str, settings: Settings, environ: Mapping[str, str] | N
     zenml = str(Path(sys.executable).with_name("zenml"))
     exists = subprocess.run([zenml, "stack", "describe", name], capture_output=True, check=False)
     if exists.returncode == 0:
+        differences = stack_differences(yaml.safe_load(text), _exported_stack(zenml, name))
+        if differences:
+            raise StackConfigError(
+                f"stack {name!r} is already registered in the ZenML store "
+                f"{env.get('ZENML_CONFIG_PATH', '(global config)')} with other settings "
+                f"(another checkout?): {'; '.join(differences)}. Use this checkout's store "
+                f"(make sets ZENML_CONFIG_PATH=<checkout>/.churn/zenml) or run "
+                f"`zenml stack delete {name}` first"
+            )
         return False
     if name == "local":
         settings.home.joinpath("mlflow").mkdir(parents=True, exist_ok=True)
@@ -85,6 +94,61 @@ def register_stack(name: str, settings: Settings, environ: Mapping[str, str] | N
             text=True,
         )
     return True
+
+
+def _exported_stack(zenml: str, name: str) -> dict[str, Any]:
+    """The registered stack as `zenml stack export` writes it (same format as stacks/)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / f"{name}.yaml"
+        subprocess.run(
+            [zenml, "stack", "export", name, str(out)], check=True, capture_output=True, text=True
+        )
+        exported: dict[str, Any] = yaml.safe_load(out.read_text())
+    return exported
+
+
+def _components(stack: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """{component type: {name, flavor, configuration}} of a stack file's content."""
+    out: dict[str, dict[str, Any]] = {}
+    for kind, entries in (stack.get("components") or {}).items():
+        entry = entries[0] if isinstance(entries, list) else entries
+        out[kind] = {
+            "name": entry.get("name"),
+            "flavor": entry.get("flavor"),
+            "configuration": entry.get("configuration") or {},
+        }
+    return out
+
+
+def stack_differences(wanted: Mapping[str, Any], registered: Mapping[str, Any]) -> list[str]:
+    """How a registered stack differs from the rendered template, one phrase per field.
+
+    Why: stacks live in the ZenML store, which by default is per user, not per
+    checkout; a stack of the same name registered from another checkout points at
+    that checkout's MLflow database, and silently reusing it would send this
+    checkout's runs and champion lookups elsewhere.
+    """
+    want, have = _components(wanted), _components(registered)
+    differences: list[str] = []
+    for kind in sorted(set(want) | set(have)):
+        if kind not in have:
+            differences.append(f"{kind} missing")
+            continue
+        if kind not in want:
+            differences.append(f"extra {kind} {have[kind]['name']!r}")
+            continue
+        for field in ("name", "flavor"):
+            if want[kind][field] != have[kind][field]:
+                differences.append(
+                    f"{kind}.{field} is {have[kind][field]!r}, expected {want[kind][field]!r}"
+                )
+        w_conf, h_conf = want[kind]["configuration"], have[kind]["configuration"]
+        for key in sorted(set(w_conf) | set(h_conf)):
+            if w_conf.get(key) != h_conf.get(key):
+                differences.append(
+                    f"{kind}.{key} is {h_conf.get(key)!r}, expected {w_conf.get(key)!r}"
+                )
+    return differences
 
 
 def activate_stack(name: str) -> None:

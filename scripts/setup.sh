@@ -19,6 +19,12 @@ if [ ! -x .venv/bin/python ]; then
   # --seed puts pip in the venv: ZenML shells out to pip to list packages.
   $UV venv --seed --python "$PYTHON" .venv
 fi
+# `source .venv/bin/activate` also selects this checkout's ZenML store, the one make
+# uses (see ZENML_CONFIG_PATH in the Makefile), so direct zenml commands see its stacks.
+if ! grep -q "churn-mlops: ZENML_CONFIG_PATH" .venv/bin/activate; then
+  printf '\n# churn-mlops: ZENML_CONFIG_PATH, this checkout'"'"'s ZenML store\nexport ZENML_CONFIG_PATH="%s/.churn/zenml"\n' \
+    "$(pwd)" >> .venv/bin/activate
+fi
 stamp=.venv/.churn-installed
 if [ ! -f "$stamp" ] || [ requirements.lock -nt "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   $UV pip sync --python .venv/bin/python --compile-bytecode requirements.lock

@@ -9,7 +9,14 @@ import pytest
 import yaml
 
 from churn.settings import Settings
-from churn.stacks import StackConfigError, render_stack, run_config, stack_file, stack_variables
+from churn.stacks import (
+    StackConfigError,
+    render_stack,
+    run_config,
+    stack_differences,
+    stack_file,
+    stack_variables,
+)
 
 EKS_ENV = {
     "EKS_KUBE_CONTEXT": "arn:aws:eks:eu-west-1:123456789012:cluster/churn",
@@ -76,3 +83,17 @@ def test_run_config_refuses_to_descend_into_a_scalar(tmp_path: Path) -> None:
     config.write_text("parameters:\n  model_name: m\n")
     with pytest.raises(StackConfigError, match="model_name"):
         run_config(config, overrides={"model_name.x": "1"})
+
+
+def test_stack_differences_name_each_changed_field(churn_env: Settings) -> None:
+    wanted = yaml.safe_load(render_stack("local", stack_variables(churn_env, {})))
+    assert stack_differences(wanted, wanted) == []
+    registered = yaml.safe_load(render_stack("local", stack_variables(churn_env, {})))
+    registered["components"]["experiment_tracker"][0]["configuration"]["tracking_uri"] = "x"
+    registered["components"]["orchestrator"][0]["flavor"] = "kubernetes"
+    del registered["components"]["model_registry"]
+    assert stack_differences(wanted, registered) == [
+        f"experiment_tracker.tracking_uri is 'x', expected {churn_env.tracking_uri!r}",
+        "model_registry missing",
+        "orchestrator.flavor is 'kubernetes', expected 'local'",
+    ]
