@@ -10,6 +10,7 @@ from datetime import datetime
 
 from zenml import pipeline
 
+from churn import console
 from steps.scoring.score_customers import score_customers
 from steps.scoring.select_customers import select_customers
 from steps.scoring.write_predictions import write_predictions
@@ -25,6 +26,7 @@ def batch_inference_pipeline(
 ) -> None:
     """Wiring only; configs/batch_inference_pipeline.yaml holds the values (not cached:
     the champion and the offline store change between runs)."""
+    console.install()
     customers = select_customers(snapshot_time)
     predictions, scoring = score_customers(
         customers, model_name, chunk_size=chunk_size, top_k=top_k, n_threads=n_threads

@@ -9,6 +9,7 @@ from typing import Any
 
 from zenml import pipeline
 
+from churn import console
 from steps.deployment.build_serving_bundle import build_serving_bundle
 from steps.deployment.deploy_bundle import Target, deploy_bundle
 
@@ -18,4 +19,5 @@ def deployment_pipeline(
     model_name: str, target: Target = "auto", seldon: dict[str, Any] | None = None
 ) -> None:
     """Wiring only; configs/deployment_pipeline.yaml holds the values."""
+    console.install()
     deploy_bundle(build_serving_bundle(model_name), target=target, seldon=seldon)

@@ -8,6 +8,7 @@ Run:
 
 from zenml import pipeline
 
+from churn import console
 from churn.monitoring.actions import DriftAction
 from churn.monitoring.current import CurrentWindow
 from steps.monitoring.act_on_drift import act_on_drift
@@ -31,6 +32,7 @@ def drift_monitoring_pipeline(
     retrain_timeout_s: float = 3600.0,
 ) -> None:
     """Wiring only; configs/drift_monitoring_pipeline.yaml holds the values."""
+    console.install()
     detector, champion = fetch_drift_detector(model_name)
     rows, source = load_current_window(window, champion, chunk_size=chunk_size)
     report = check_drift(

@@ -5,6 +5,7 @@ Run: zenml pipeline run pipelines.feature_pipeline.feature_pipeline -c configs/f
 
 from zenml import pipeline
 
+from churn import console
 from churn.features.pipeline import DataSource
 from steps.data.load_data import load_data
 from steps.data.validate_data import validate_data
@@ -17,6 +18,7 @@ from steps.features.write_offline_store import write_offline_store
 def feature_pipeline(source: DataSource) -> None:
     """Customers into the offline store and the Redis online store (not cached:
     each run must reach the stores)."""
+    console.install()
     customers = validate_data(load_data(source))
     write_offline_store(customers)
     feast_apply(after="write_offline_store")

@@ -11,6 +11,7 @@ from typing import Any
 
 from zenml import pipeline
 
+from churn import console
 from churn.models.split import SplitStrategy
 from steps.data.validate_data import validate_data
 from steps.drift.fit_drift_detector import fit_drift_detector
@@ -44,6 +45,7 @@ def training_pipeline(
     labels_known_by: datetime | None = None,
 ) -> None:
     """Wiring only; configs/training_pipeline.yaml holds every value."""
+    console.install()
     entity_df = load_entity_df(labels_known_by)
     frame = validate_data(
         get_historical_features(entity_df, feature_service), id="validate_training_data"

@@ -300,12 +300,22 @@ def write_predictions(
         root / LATEST_NAME, {"name": target.name, "created_at": content["created_at"]}
     )
     fields = {k: content[k] for k in content if k in BatchSummary.__dataclass_fields__}
-    return BatchSummary(
+    summary = BatchSummary(
         **fields,
         path=str(target),
         parquet=str(target / PARQUET_NAME),
         csv=str(target / CSV_NAME),
     )
+    logger.info(
+        "at-risk list: %d of %d customers at or above threshold %.3f, ranked by expected "
+        "loss, written to %s (and %s)",
+        summary.at_risk,
+        summary.rows,
+        summary.threshold,
+        summary.csv,
+        PARQUET_NAME,
+    )
+    return summary
 
 
 def latest_predictions(root: Path | None = None) -> Path | None:

@@ -146,6 +146,18 @@ def test_write_predictions_publishes_parquet_csv_and_summary(
     assert latest_predictions(tmp_path) == out
 
 
+def test_write_predictions_says_where_the_at_risk_list_went(
+    features: pd.DataFrame, champion: Champion, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    predictions = _predictions(features, champion)
+    with caplog.at_level("INFO", logger="churn.monitoring.batch"):
+        summary = write_predictions(predictions, 0.3, root=tmp_path, now=NOW)
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("at-risk list")]
+    assert len(lines) == 1
+    assert summary.csv in lines[0]
+    assert f"{summary.at_risk} of {summary.rows} customers" in lines[0]
+
+
 def test_a_second_run_in_the_same_second_never_overwrites(
     features: pd.DataFrame, champion: Champion, tmp_path: Path
 ) -> None:
