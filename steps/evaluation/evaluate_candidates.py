@@ -15,6 +15,11 @@ from churn.models.evaluate import (
     evaluate,
 )
 from churn.schema import LABEL, model_input_names
+from steps.materializers import EvaluationMaterializer
+
+# ZenML stores each value of the dict output with the materializer registered for its
+# type; EvaluationMaterializer registers itself for Evaluation when defined.
+VALUE_MATERIALIZER = EvaluationMaterializer
 
 
 @step

@@ -9,9 +9,10 @@ from churn.models.candidates import TrainedCandidate, best_candidate
 from churn.models.evaluate import Evaluation
 from churn.models.gates import GateConfig, enforce, run_gates
 from churn.schema import LABEL, model_input_names
+from steps.materializers import TrainedCandidateMaterializer
 
 
-@step
+@step(output_materializers={"challenger": TrainedCandidateMaterializer})
 def gate_model(
     candidates: list[TrainedCandidate],
     evaluations: dict[str, Evaluation],

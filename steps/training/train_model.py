@@ -7,9 +7,10 @@ from zenml import step
 
 from churn.models.candidates import ModelKind, TrainedCandidate, train_candidate
 from churn.schema import LABEL, model_input_names
+from steps.materializers import TrainedCandidateMaterializer
 
 
-@step
+@step(output_materializers=TrainedCandidateMaterializer)
 def train_model(
     train: pd.DataFrame,
     kind: ModelKind,
@@ -19,8 +20,8 @@ def train_model(
 ) -> Annotated[TrainedCandidate, "candidate"]:
     """A full sklearn Pipeline (SchemaEncoder + estimator) with its CV evidence.
 
-    Stored by ZenML's cloudpickle materializer: an artifact of our own pipeline
-    runs, never loaded from an untrusted source (serving loads the safe format).
+    Stored by TrainedCandidateMaterializer (version-checked on load): an artifact
+    of our own pipeline runs, never loaded from an untrusted source.
     """
     return train_candidate(
         kind, train[model_input_names()], train[LABEL], param_grid, seed=seed, cv_folds=cv_folds

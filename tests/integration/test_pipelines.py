@@ -4,6 +4,10 @@ store, against the session's real Redis and a SQLite MLflow under CHURN_HOME."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,8 +20,8 @@ from ports import free_port
 from zenml_support import edited_config, zenml
 
 from churn.models.registry import CHAMPION
-from churn.settings import Settings
-from churn.stacks import register_stack
+from churn.settings import PROJECT_ROOT, Settings
+from churn.stacks import StackConfigError, register_stack
 from serving import local_server
 from serving.settings import get_serving_settings
 
@@ -47,26 +51,38 @@ def zenml_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 def test_both_stacks_register_without_a_cluster(zenml_home: Path, churn_env: Settings) -> None:
     """The EKS stack (Kubernetes orchestrator, S3, ECR, remote MLflow) registers here,
     with no cluster, bucket or registry reachable: ZenML checks them only at run time."""
-    register_stack("local", churn_env)
-    register_stack(
-        "eks",
-        churn_env,
-        {
-            "EKS_KUBE_CONTEXT": "arn:aws:eks:eu-west-1:123456789012:cluster/churn",
-            "AWS_ACCOUNT_ID": "123456789012",
-            "AWS_REGION": "eu-west-1",
-            "CHURN_S3_BUCKET": "churn-artifacts",
-            "CHURN_MLFLOW_TRACKING_URI": "https://mlflow.example.internal",
-            "MLFLOW_TRACKING_USERNAME": "ci",
-            "MLFLOW_TRACKING_PASSWORD": "not-a-real-password",
-        },
-    )
+    eks_env = {
+        "EKS_KUBE_CONTEXT": "arn:aws:eks:eu-west-1:123456789012:cluster/churn",
+        "AWS_ACCOUNT_ID": "123456789012",
+        "AWS_REGION": "eu-west-1",
+        "CHURN_S3_BUCKET": "churn-artifacts",
+        "CHURN_MLFLOW_TRACKING_URI": "https://mlflow.example.internal",
+        "MLFLOW_TRACKING_USERNAME": "ci",
+        "MLFLOW_TRACKING_PASSWORD": "not-a-real-password",
+    }
+    assert register_stack("local", churn_env) is True
+    assert register_stack("eks", churn_env, eks_env) is True
+    # again, unchanged: both are recognised as the same stacks (secret references included)
+    assert register_stack("local", churn_env) is False
+    assert register_stack("eks", churn_env, eks_env) is False
     eks = zenml("stack", "describe", "eks")
     described = eks.stdout + eks.stderr  # zenml's rich console writes to either
     for component in ("eks_orchestrator", "s3_artifacts", "ecr", "mlflow_eks"):
         assert component in described
     local = zenml("stack", "describe", "local")
     assert "mlflow_local" in local.stdout + local.stderr
+
+
+def test_a_stack_registered_from_another_checkout_is_refused(
+    zenml_home: Path, churn_env: Settings, tmp_path: Path
+) -> None:
+    """Same stack name, another MLflow database: reusing it would send this
+    checkout's runs elsewhere, so registration fails naming the difference."""
+    register_stack("local", churn_env)  # no-op when the test above ran first
+    other = churn_env.model_copy(update={"mlflow_tracking_uri": f"sqlite:///{tmp_path}/m.db"})
+    with pytest.raises(StackConfigError, match=r"experiment_tracker\.tracking_uri") as err:
+        register_stack("local", other)
+    assert churn_env.tracking_uri in str(err.value) and "zenml stack delete local" in str(err.value)
 
 
 def _champion_metrics(settings: Settings) -> tuple[str, dict[str, float]]:
@@ -119,6 +135,65 @@ def test_feature_and_training_pipelines_run_and_are_reproducible(
         assert rerun[key] == first[key], key
     assert newest == int(first_version) + 1
     assert second_version == first_version
+
+
+_LOAD_TRAINING_ARTIFACTS = """
+import json, sys
+import mlflow
+from zenml.client import Client
+from churn.schema import model_input_names
+run = Client().get_pipeline("training_pipeline").last_run
+challenger = run.steps["gate_model"].outputs["challenger"][0]
+evaluations = run.steps["evaluate_candidates"].outputs["evaluations"][0].load()
+candidate = challenger.load()
+test = run.steps["split_data"].outputs["test"][0].load()[model_input_names()]
+registered = mlflow.sklearn.load_model(sys.argv[1])
+print(json.dumps({
+    "materializer": challenger.materializer.import_path,
+    "kind": candidate.kind,
+    "oof": len(candidate.oof_scores),
+    "fold_aucs": [list(r.fold_aucs) for r in candidate.cv_results],
+    "proba": candidate.pipeline.predict_proba(test)[:, 1].tolist(),
+    "registered_proba": registered.predict_proba(test)[:, 1].tolist(),
+    "roc_auc": {k: e.roc_auc for k, e in evaluations.items()},
+    "scores": {k: len(e.scores) for k, e in evaluations.items()},
+}))
+"""
+
+
+def test_training_artifacts_load_back_through_zenml(
+    zenml_home: Path, redis_server: Any, churn_env: Settings
+) -> None:
+    """Runs after the training test (module order). In a fresh process, as a later
+    step or a notebook would: the challenger and the evaluations come back from the
+    ZenML store through the project's materializers (no pickle fallback), and the
+    reloaded model scores the test split exactly as the MLflow champion does."""
+    client = mlflow.MlflowClient(
+        tracking_uri=churn_env.tracking_uri, registry_uri=churn_env.tracking_uri
+    )
+    newest = max(int(v.version) for v in client.search_model_versions(f"name='{MODEL_NAME}'"))
+    run_id = client.get_model_version(MODEL_NAME, str(newest)).run_id
+    metrics = client.get_run(run_id).data.metrics  # the last training run registered it
+    code = _LOAD_TRAINING_ARTIFACTS
+    uri = f"models:/{MODEL_NAME}/{newest}"
+    env = {**os.environ, "MLFLOW_TRACKING_URI": churn_env.tracking_uri}
+    script = zenml_home / "load_training_artifacts.py"  # ZenML needs a file as __main__
+    script.write_text(code)
+    result = subprocess.run(
+        [sys.executable, str(script), uri],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=PROJECT_ROOT,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    loaded = json.loads(result.stdout.strip().splitlines()[-1])
+    assert loaded["materializer"] == "steps.materializers.TrainedCandidateMaterializer"
+    assert loaded["oof"] > 0 and all(len(f) == 3 for f in loaded["fold_aucs"])
+    assert loaded["proba"] == loaded["registered_proba"]
+    assert loaded["roc_auc"][loaded["kind"]] == metrics["test_roc_auc"]
+    assert set(loaded["scores"].values()) == {len(loaded["proba"])}
 
 
 def _infer(ids: list[str]) -> requests.Response:
