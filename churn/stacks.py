@@ -58,6 +58,11 @@ def render_stack(name: str, values: Mapping[str, str]) -> str:
     return _PLACEHOLDER.sub(lambda m: values[m.group(1)], text)
 
 
+def _zenml_cli() -> str:
+    """The zenml executable beside this interpreter (the project's venv), not PATH's."""
+    return str(Path(sys.executable).with_name("zenml"))
+
+
 def register_stack(name: str, settings: Settings, environ: Mapping[str, str] | None = None) -> bool:
     """Render stacks/<name>.yaml and `zenml stack import` it; False if it already exists.
 
@@ -67,7 +72,7 @@ def register_stack(name: str, settings: Settings, environ: Mapping[str, str] | N
     """
     env = environ if environ is not None else os.environ
     text = render_stack(name, stack_variables(settings, env))
-    zenml = str(Path(sys.executable).with_name("zenml"))
+    zenml = _zenml_cli()
     exists = subprocess.run([zenml, "stack", "describe", name], capture_output=True, check=False)
     if exists.returncode == 0:
         differences = stack_differences(yaml.safe_load(text), _exported_stack(zenml, name))
@@ -156,7 +161,7 @@ def activate_stack(name: str) -> None:
 
     Raises CalledProcessError with zenml's output when the stack does not exist.
     """
-    zenml = str(Path(sys.executable).with_name("zenml"))
+    zenml = _zenml_cli()
     subprocess.run([zenml, "stack", "set", name], check=True, capture_output=True, text=True)
 
 
