@@ -18,6 +18,7 @@ what is missing. The end of the run prints one line on what was skipped and why.
 
 from __future__ import annotations
 
+import os
 import secrets
 from collections import Counter
 from collections.abc import Iterator
@@ -46,6 +47,7 @@ from churn.settings import Settings, get_settings
 # Fixtures that need an external input; a test using one is marked with its marker.
 TELCO_FIXTURES: Final = frozenset({"real_telco_csv"})
 CRD_FIXTURES: Final = frozenset({"crd_dir", "seldon_crds"})
+MLFLOW_URI_VARIABLES: Final = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
 SELDON_KINDS_NEEDED: Final = frozenset(
     {
         ("mlops.seldon.io/v1alpha1", "Server"),
@@ -124,6 +126,24 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         )
 
 
+@pytest.fixture(autouse=True)
+def mlflow_uris_restored() -> Iterator[None]:
+    """Each test leaves MLflow's URI variables as it found them.
+
+    Why: `mlflow.set_tracking_uri` and `set_registry_uri` (called by
+    churn.models.registry.use_tracking) also write MLFLOW_TRACKING_URI and
+    MLFLOW_REGISTRY_URI into os.environ, so one test's temporary MLflow store would
+    otherwise follow every later test's subprocesses (zenml runs, scripts).
+    """
+    before = {name: os.environ.get(name) for name in MLFLOW_URI_VARIABLES}
+    yield
+    for name, value in before.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
 @pytest.fixture(scope="session", autouse=True)
 def churn_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     """Session-wide CHURN_* environment pointing at tmp state; yields the Settings."""
@@ -134,6 +154,8 @@ def churn_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
         mp.setenv("CHURN_REDIS_PORT", str(free_port()))
         mp.setenv("CHURN_REDIS_PASSWORD", f"test-{secrets.token_hex(8)}")
         mp.setenv("CHURN_REDIS_DB", "0")
+        for name in MLFLOW_URI_VARIABLES:  # a user's MLflow server is not the tests'
+            mp.delenv(name, raising=False)
         get_settings.cache_clear()
         try:
             yield get_settings()

@@ -177,7 +177,11 @@ def test_training_artifacts_load_back_through_zenml(
     run_id = client.get_model_version(MODEL_NAME, str(newest)).run_id
     metrics = client.get_run(run_id).data.metrics  # the last training run registered it
     uri = f"models:/{MODEL_NAME}/{newest}"
-    env = {**os.environ, "MLFLOW_TRACKING_URI": churn_env.tracking_uri}
+    uris = {
+        "MLFLOW_TRACKING_URI": churn_env.tracking_uri,
+        "MLFLOW_REGISTRY_URI": churn_env.tracking_uri,
+    }
+    env = {**os.environ, **uris}
     script = zenml_home / "load_training_artifacts.py"  # ZenML needs a file as __main__
     script.write_text(_LOAD_TRAINING_ARTIFACTS)
     result = subprocess.run(
