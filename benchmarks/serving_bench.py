@@ -2,7 +2,7 @@
 
     python benchmarks/serving_bench.py [--url http://127.0.0.1:8480] [--duration 10]
 
-Start the server first (`python -m serving.local_server start <bundle>`); the
+Start the server first (`python -m deployment.local_server start <bundle>`); the
 benchmark only reads CHURN_* / CHURN_SERVING_* settings to find it, the offline store
 (for real customer ids) and the bundle the server reports in its V2 metadata.
 
@@ -43,7 +43,7 @@ import uvloop
 
 from churn.schema import ENTITY_KEY, Group
 from churn.settings import get_settings
-from serving.local_server import base_url
+from deployment.local_server import base_url
 from serving.settings import get_serving_settings
 
 

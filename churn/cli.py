@@ -8,7 +8,6 @@ tests without a subprocess.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -128,33 +127,44 @@ def _model(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    """Ask the local inference endpoint, as a client application would (HTTP, V2)."""
+    """Ask the inference endpoint, as a client application would (HTTP, V2)."""
     import requests
 
+    from churn.inference import (
+        EndpointSettings,
+        ResponseFormatError,
+        infer_path,
+        parse_error,
+        parse_response,
+        request_body,
+    )
+
+    endpoint = EndpointSettings()
+    base = (args.url or endpoint.base_url()).rstrip("/")
     ids = _ids_or_sample(args)
-    body = {
-        "inputs": [{"name": "customer_id", "datatype": "BYTES", "shape": [len(ids)], "data": ids}],
-        "parameters": {"reasons": True, "top_k": 3},
-    }
-    url = f"{args.url.rstrip('/')}/v2/models/churn/infer"
     try:
-        response = requests.post(url, json=body, timeout=10)
-    except requests.ConnectionError:
-        print(
-            f"churn: no inference server at {args.url} (start it: make deployment-pipeline)",
-            file=sys.stderr,
+        response = requests.post(
+            base + infer_path(endpoint.model_name), json=request_body(ids), timeout=10
         )
+    except requests.ConnectionError:
+        print(f"churn: no inference server at {base} (start it: make deployment-pipeline)",
+              file=sys.stderr)  # fmt: skip
         return 1
     if response.status_code != 200:
-        print(f"churn: {response.status_code} {response.text}", file=sys.stderr)
+        error = parse_error(response.status_code, response.text)
+        code = f" {error.code.value}" if error.code else ""
+        print(f"churn: HTTP {error.status}{code}: {error.message}", file=sys.stderr)
         return 1
-    outputs = {o["name"]: o["data"] for o in response.json()["outputs"]}
-    for i, cid in enumerate(ids):
-        reasons = json.loads(outputs["reasons"][i])
-        top = ", ".join(f"{r['feature']}={r['value']} ({r['contribution']:+.2f})" for r in reasons)
+    try:
+        predictions = parse_response(ids, response.json())
+    except (ValueError, ResponseFormatError) as e:
+        print(f"churn: {base} answered 200 but not as the churn model: {e}", file=sys.stderr)
+        return 1
+    for p in predictions:
+        top = ", ".join(r.describe() for r in p.reasons)
         print(
-            f"{cid}: P(churn)={outputs['churn_probability'][i]:.4f} "
-            f"churn={outputs['churn_label'][i]} model={outputs['model_version'][i]} | {top}"
+            f"{p.customer_id}: P(churn)={p.probability:.4f} churn={p.label} "
+            f"model={p.model_version} | {top}"
         )
     return 0
 
@@ -193,7 +203,11 @@ def build_parser() -> argparse.ArgumentParser:
     p_pred.add_argument("ids", nargs="*", help="customer ids (default: a random sample)")
     p_pred.add_argument("--sample", type=int, default=3)
     p_pred.add_argument("--seed", type=int, default=0)
-    p_pred.add_argument("--url", default=None, help="server base URL (default: local MLServer)")
+    p_pred.add_argument(
+        "--url",
+        default=None,
+        help="server base URL (default: the local MLServer of CHURN_SERVING_HOST/_HTTP_PORT)",
+    )
     p_pred.set_defaults(func=_predict)
 
     p_feat = sub.add_parser("features", help="feature pipeline and online lookups")
@@ -216,10 +230,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `churn` console script."""
     args = build_parser().parse_args(argv)
     console.install()
-    if getattr(args, "url", "unset") is None:
-        from serving.local_server import base_url
-
-        args.url = base_url()
     if getattr(args, "source", "unset") is None:
         # Real data when the user has pointed us at it, else synthetic customers.
         settings = get_settings()

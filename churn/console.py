@@ -9,6 +9,9 @@ thing, and hid the lines that matter:
   cache_ttl_seconds says): dropped, since nothing has expired;
 - ZenML suggests `zenml login --local` to see runs, which needs a local ZenML
   server that the laptop path does not run: replaced by commands that work here;
+- ZenML announces the user, the stack and each stack component before every run:
+  the five pipelines of a demo printed the same six lines five times. One line per
+  run remains, naming the pipeline and its stack (RunBanner);
 - transformers (imported by alibi-detect for its text detectors, unused here)
   announces that no deep-learning framework is installed; alibi-detect logs each
   file it writes when saving a detector: dropped;
@@ -22,6 +25,7 @@ before the run starts) and by the churn CLI; importing this module changes nothi
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import warnings
 from dataclasses import dataclass
@@ -32,6 +36,12 @@ RUNS_HINT = (
     "Runs of this checkout: `zenml pipeline runs list` (with .venv activated) and the "
     "MLflow UI: `make mlflow-ui`"
 )
+ZENML_RUN_LOGGER = "zenml.pipelines.pipeline_definition"
+_PIPELINE_NAMED = re.compile(
+    r"^(?:Registered new pipeline: |Caching is disabled by default for )`?(?P<name>[\w.-]+?)`?\.?$"
+)
+_STACK_NAMED = re.compile(r"^Using stack: `?(?P<name>[^`]+)`?$")
+_COMPONENT = re.compile(r"^  [a-z_]+: `?[^`]+`?$")
 
 
 @dataclass(frozen=True)
@@ -46,7 +56,6 @@ class Rule:
 RULES: tuple[Rule, ...] = (
     Rule("feast.infra.registry.registry", "Registry cache expired"),
     Rule("feast.infra.registry.caching_registry", "Registry cache expired"),
-    Rule("zenml.pipelines.pipeline_definition", "You can visualize your pipeline runs", RUNS_HINT),
     Rule("transformers", "None of PyTorch, TensorFlow"),
     Rule("alibi_detect.saving.saving", "Writing config to"),
     Rule("alibi_detect.saving.saving", "finished saving"),
@@ -69,6 +78,37 @@ class RuleFilter(logging.Filter):
                 if rule.replacement is None:
                     return False
                 record.msg, record.args = rule.replacement, None
+        return True
+
+
+class RunBanner(logging.Filter):
+    """ZenML's pre-run banner as one line per run: `<pipeline> runs on ZenML stack
+    `<stack>`...`, and the runs hint naming the pipeline, so a demo's five runs print
+    five different lines instead of the same banner five times. Each `zenml pipeline
+    run` is its own process, so the pipeline name seen last is the one running."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pipeline = "the pipeline"
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """False drops the record; the stack line and the runs hint are rewritten."""
+        message = record.getMessage()
+        named = _PIPELINE_NAMED.match(message)
+        if named:
+            self.pipeline = named["name"]
+            return True
+        if message.startswith("Using user:") or _COMPONENT.match(message):
+            return False
+        stack = _STACK_NAMED.match(message)
+        if stack:
+            record.msg = (
+                f"{self.pipeline} runs on ZenML stack `{stack['name']}` "
+                f"(its components: `zenml stack describe {stack['name']}`)"
+            )
+            record.args = None
+        elif message.startswith("You can visualize your pipeline runs"):
+            record.msg, record.args = f"{self.pipeline}: {RUNS_HINT}", None
         return True
 
 
@@ -118,5 +158,8 @@ def install() -> None:
         logger = logging.getLogger(name)
         if not any(isinstance(f, RuleFilter) for f in logger.filters):
             logger.addFilter(RuleFilter(rules))
+    run_logger = logging.getLogger(ZENML_RUN_LOGGER)
+    if not any(isinstance(f, RunBanner) for f in run_logger.filters):
+        run_logger.addFilter(RunBanner())
     if not isinstance(warnings.showwarning, OnceInWords):
         warnings.showwarning = OnceInWords()

@@ -217,6 +217,14 @@ TELCO_COLUMNS: Final[dict[str, str]] = {
 }
 
 
+# Integer-valued features (Kind.INT raw and derived): shown as whole numbers, since
+# the online store and Feast may hand integers back as floats.
+INTEGER_FEATURES: Final = frozenset(
+    [f.name for f in FEATURES if f.kind is Kind.INT]
+    + [d.name for d in DERIVED_FEATURES if d.kind is Kind.INT]
+)
+
+
 def feature_names(group: Group | None = None) -> list[str]:
     """Raw feature names in their canonical order, optionally of one group."""
     return [f.name for f in FEATURES if group is None or f.group == group]

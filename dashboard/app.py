@@ -19,6 +19,7 @@ import dataclasses
 import logging
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ import pandas as pd  # noqa: E402
 import streamlit as st  # noqa: E402
 import streamlit.components.v1 as components  # noqa: E402
 
+from churn.inference import format_value  # noqa: E402
 from churn.schema import FEATURES, Group, Kind  # noqa: E402
 from churn.settings import get_settings  # noqa: E402
 from dashboard import data  # noqa: E402
@@ -89,11 +91,15 @@ def cached_offline_features(offline_dir: str) -> pd.DataFrame:
     return data.load_offline_features(Path(offline_dir))
 
 
-def reasons_frame(reasons: list[data.Reason]) -> pd.DataFrame:
-    """Reason codes as a table (values as text: they mix numbers and categories)."""
+def reasons_frame(reasons: Sequence[data.Reason]) -> pd.DataFrame:
+    """Reason codes as a table (values as text for people: they mix numbers and categories)."""
     return pd.DataFrame(
         [
-            {"feature": r.feature, "value": str(r.value), "contribution": r.contribution}
+            {
+                "feature": r.feature,
+                "value": format_value(r.feature, r.value),
+                "contribution": r.contribution,
+            }
             for r in reasons
         ]
     )

@@ -40,7 +40,7 @@ FROM ${PYTHON_IMAGE}
 LABEL org.opencontainers.image.title="churn-mlserver" \
       org.opencontainers.image.description="MLServer with the churn-mlops runtimes" \
       org.opencontainers.image.licenses="Apache-2.0"
-# uid 1000 and fsGroup 2000 are what Seldon's mlserver ServerConfig and serving.seldon use.
+# uid 1000 and fsGroup 2000 are what Seldon's mlserver ServerConfig and deployment.seldon use.
 RUN groupadd --gid 1000 churn \
     && useradd --uid 1000 --gid 1000 --create-home --shell /usr/sbin/nologin churn \
     && install -d -o 1000 -g 1000 /srv/mlserver /var/lib/churn /mnt/models

@@ -30,6 +30,7 @@ WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY churn/ churn/
 COPY serving/ serving/
+COPY deployment/ deployment/
 COPY steps/ steps/
 COPY pipelines/ pipelines/
 COPY feature_repo/ feature_repo/
@@ -45,7 +46,7 @@ FROM ${PYTHON_IMAGE}
 LABEL org.opencontainers.image.title="churn-steps" \
       org.opencontainers.image.description="churn-mlops pipeline steps, feast CLI, MLflow server" \
       org.opencontainers.image.licenses="Apache-2.0"
-# uid/gid 1000: serving.seldon and the k8s manifests set runAsUser 1000.
+# uid/gid 1000: deployment.seldon and the k8s manifests set runAsUser 1000.
 RUN groupadd --gid 1000 churn \
     && useradd --uid 1000 --gid 1000 --create-home --shell /usr/sbin/nologin churn \
     && install -d -o 1000 -g 1000 /var/lib/churn /var/lib/mlflow
@@ -66,4 +67,4 @@ USER 1000:1000
 # A batch image: ZenML step pods and the feast job run to completion; the MLflow
 # and dashboard services of docker-compose define their own health checks.
 HEALTHCHECK NONE
-CMD ["python", "-c", "import churn, serving, pipelines, steps; print('churn-steps image: pass a command (zenml, feast, mlflow, streamlit)')"]
+CMD ["python", "-c", "import churn, serving, deployment, pipelines, steps; print('churn-steps image: pass a command (zenml, feast, mlflow, streamlit)')"]

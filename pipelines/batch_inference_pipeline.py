@@ -19,10 +19,10 @@ from steps.scoring.write_predictions import write_predictions
 @pipeline(enable_cache=False)
 def batch_inference_pipeline(
     model_name: str,
-    snapshot_time: datetime | None = None,
-    chunk_size: int = 50_000,
-    top_k: int = 3,
-    n_threads: int = 0,
+    snapshot_time: datetime | None,
+    chunk_size: int,
+    top_k: int,
+    n_threads: int,
 ) -> None:
     """Wiring only; configs/batch_inference_pipeline.yaml holds the values (not cached:
     the champion and the offline store change between runs)."""

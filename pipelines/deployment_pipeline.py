@@ -15,9 +15,7 @@ from steps.deployment.deploy_bundle import Target, deploy_bundle
 
 
 @pipeline(enable_cache=False)
-def deployment_pipeline(
-    model_name: str, target: Target = "auto", seldon: dict[str, Any] | None = None
-) -> None:
+def deployment_pipeline(model_name: str, target: Target, seldon: dict[str, Any] | None) -> None:
     """Wiring only; configs/deployment_pipeline.yaml holds the values."""
     console.install()
     deploy_bundle(build_serving_bundle(model_name), target=target, seldon=seldon)

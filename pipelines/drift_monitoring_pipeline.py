@@ -22,14 +22,14 @@ from steps.monitoring.write_drift_report import write_drift_report
 def drift_monitoring_pipeline(
     model_name: str,
     window: CurrentWindow,
-    action: DriftAction = "alert",
-    training_config: str = "configs/training_pipeline.yaml",
-    window_size: int = 500,
-    max_windows: int = 20,
-    drift_share: float = 0.5,
-    seed: int = 0,
-    chunk_size: int = 50_000,
-    retrain_timeout_s: float = 3600.0,
+    action: DriftAction,
+    training_config: str,
+    window_size: int,
+    max_windows: int,
+    drift_share: float,
+    seed: int,
+    chunk_size: int,
+    retrain_timeout_s: float,
 ) -> None:
     """Wiring only; configs/drift_monitoring_pipeline.yaml holds the values."""
     console.install()

@@ -37,10 +37,11 @@ import numpy as np
 import numpy.typing as npt
 from mlserver.types import InferenceRequest, InferenceResponse, Parameters, ResponseOutput
 
-from churn.schema import ENTITY_KEY, categorical_names
+from churn.inference import INPUT_NAME
+from churn.models.reasons import reason_records
+from churn.schema import categorical_names
 from serving.errors import BadRequestError
 
-INPUT_NAME: Final = ENTITY_KEY
 MAX_ID_LENGTH: Final = 256
 FIELD: Final = "inputs[0]"
 
@@ -147,37 +148,15 @@ class TimeFormatter:
 def reason_codes(
     contributions: npt.NDArray[np.float64],
     features: Sequence[str],
-    values: dict[str, Any],
+    values: Mapping[str, Any],
     top_k: int,
-    integer_features: frozenset[str] = frozenset(),
 ) -> list[str]:
-    """Per row, the top_k features pushing hardest towards churn, as JSON strings.
+    """Per row, the `reasons` output: churn.models.reasons.reason_records as JSON text.
 
     `contributions` is (rows, features) in the model's units, already aggregated to
-    raw features (one-hot columns summed back to their feature). Values of
-    `integer_features` are reported as integers (the reader serves numbers as floats).
+    raw features (one-hot columns summed back to their feature).
     """
-    k = min(top_k, contributions.shape[1])
-    order = np.argsort(-contributions, axis=1, kind="stable")[:, :k]
-    out = []
-    for row, columns in enumerate(order.tolist()):
-        items = []
-        for j in columns:
-            name = features[j]
-            value = values[name][row]
-            if isinstance(value, np.generic):
-                value = value.item()
-            if name in integer_features:
-                value = int(value)
-            items.append(
-                {
-                    "feature": name,
-                    "value": value,
-                    "contribution": round(float(contributions[row, j]), 6),
-                }
-            )
-        out.append(json.dumps(items))
-    return out
+    return [json.dumps(items) for items in reason_records(contributions, features, values, top_k)]
 
 
 def feature_outputs(columns: Mapping[str, Any]) -> list[ResponseOutput]:

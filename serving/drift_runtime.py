@@ -10,7 +10,7 @@ its own output topic (`seldon pipeline inspect`). The chain is
            -> <model>-drift (this runtime) -> is_drift, p-values per window
 
 so the detector sees exactly the feature values the model scored, never a second read
-of the online store. serving.seldon renders that Pipeline. (Without a Pipeline, e.g.
+of the online store. deployment.seldon renders that Pipeline. (Without a Pipeline, e.g.
 on a local MLServer or Seldon Core v1, the churn runtime's own background monitor,
 serving.drift, does the same job in-process.)
 
@@ -35,11 +35,9 @@ poisons a window); a detector that raises -> 500 (DriftCheckError), counted. Nei
 can reach the churn model's answer: in the Pipeline this step is not on the output
 path.
 
-The drift model's artifact is a copy of the serving bundle whose model-settings.json
-names this runtime (`build_drift_model`): Seldon downloads a Model's storageUri as
-one folder and serves the model-settings.json at its top, so the churn model and its
-detector need two folders; copying the bundle keeps the manifest's checksum and
-schema checks (serving.bundle.read_manifest) for the detector too.
+The drift model's artifact, a copy of the serving bundle whose model-settings.json
+names this runtime, is built by deployment.drift_model (not here: the builder does
+not belong in the inference server).
 """
 
 from __future__ import annotations
@@ -47,7 +45,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -63,17 +60,13 @@ from mlserver.utils import get_model_uri
 from churn.drift.base import DriftDetector, DriftResult
 from churn.drift.encoding import DriftInputError, FeatureEncoder
 from churn.drift.window import DriftWindow
+from churn.inference import ErrorCode
 from churn.schema import categorical_names, model_input_names
 from serving.bundle import (
     DRIFT_DIR,
-    MANIFEST,
-    MODEL_DIR,
-    MODEL_SETTINGS,
     BundleError,
     BundleManifest,
-    assemble_dir,
     read_manifest,
-    write_json,
 )
 from serving.drift import publish_drift_result
 from serving.errors import BadRequestError, ModelLoadError, ModelUnavailableError, ServingError
@@ -82,9 +75,6 @@ from serving.settings import ServingSettings, get_serving_settings
 
 logger = logging.getLogger(__name__)
 
-IMPLEMENTATION: Final = "serving.drift_runtime.DriftRuntime"
-# The drift model of model <m> is called <m>-drift (Seldon Model and Pipeline step name).
-NAME_SUFFIX: Final = "-drift"
 NUMERIC_DATATYPES: Final = frozenset(
     {"FP16", "FP32", "FP64", "INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32",
      "UINT64"}
@@ -92,72 +82,12 @@ NUMERIC_DATATYPES: Final = frozenset(
 OUTCOMES: Final = ("ok", "bad_request", "error")
 
 
-def drift_model_name(model_name: str) -> str:
-    """Name of the drift model that watches `model_name`."""
-    return f"{model_name}{NAME_SUFFIX}"
-
-
 class DriftCheckError(ServingError):
     """The detector failed on a full window; the window's rows are not checked."""
 
     outcome: ClassVar[str] = "error"
     status: ClassVar[int] = 500
-
-
-# ------------------------------------------------------------------ artifact
-
-
-def drift_model_settings(model_name: str, uri: str = ".") -> dict[str, Any]:
-    """model-settings.json of a drift model; `uri` "." is the folder of the file itself."""
-    return {
-        "name": model_name,
-        "implementation": IMPLEMENTATION,
-        "parameters": {"uri": uri},
-        "inputs": [
-            {
-                "name": name,
-                "datatype": "BYTES" if name in categorical_names() else "FP64",
-                "shape": [-1],
-            }
-            for name in model_input_names()
-        ],
-        "outputs": [
-            {"name": "is_drift", "datatype": "BOOL", "shape": [-1]},
-            {"name": "p_value", "datatype": "FP64", "shape": [-1]},
-            {"name": "threshold", "datatype": "FP64", "shape": [-1]},
-            {"name": "n_rows", "datatype": "INT64", "shape": [-1]},
-            {"name": "p_values", "datatype": "BYTES", "shape": [-1]},
-            {"name": "distances", "datatype": "BYTES", "shape": [-1]},
-            {"name": "drifted_features", "datatype": "BYTES", "shape": [-1]},
-        ],
-    }
-
-
-def build_drift_model(
-    bundle_dir: Path, out_dir: Path, *, model_name: str | None = None
-) -> BundleManifest:
-    """Write the drift model's folder for the serving bundle at `bundle_dir`.
-
-    `out_dir` (new or empty) receives the bundle's manifest, model/ and drift/ (verified
-    before and after the copy) and a model-settings.json naming DriftRuntime, called
-    `model_name` (default: "<bundle's model name>-drift"). It is assembled next to
-    `out_dir` and renamed into place, so `out_dir` is complete or absent. Raises
-    BundleError when the bundle is invalid or has no drift detector.
-    """
-    manifest = read_manifest(bundle_dir)
-    if not manifest.has_drift_detector:
-        raise BundleError(f"{bundle_dir} has no drift detector ({DRIFT_DIR}/): no drift model")
-    name = model_name or drift_model_name(manifest.model_name)
-
-    def fill(staging: Path) -> None:
-        shutil.copy2(bundle_dir / MANIFEST, staging / MANIFEST)
-        for sub in (MODEL_DIR, DRIFT_DIR):
-            shutil.copytree(bundle_dir / sub, staging / sub)
-        write_json(staging / MODEL_SETTINGS, drift_model_settings(name))
-        read_manifest(staging)
-
-    assemble_dir(out_dir, fill)
-    return manifest
+    code: ClassVar[ErrorCode] = ErrorCode.DRIFT_CHECK
 
 
 # ------------------------------------------------------------------ request / response

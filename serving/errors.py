@@ -1,7 +1,7 @@
 """The serving error contract: one exception type per outcome, each with its HTTP status.
 
 MLServer turns any MLServerError raised by a runtime into the Open Inference
-Protocol's error body, `{"error": "<message>"}`, with the exception's status code.
+Protocol's error body, `{"error": "[<code>] <message>"}`, with the exception's status code.
 Every message names what was wrong (the request field, the customer ids, the
 unreachable store) so a client can act on it without reading server logs.
 
@@ -20,7 +20,9 @@ unreachable store) so a client can act on it without reading server logs.
 (*) through the repository API (load/reload); at startup MLServer exits instead, so
 the server never reports ready.
 
-`outcome` is the label the runtime's request counter uses for each class.
+`outcome` is the label the runtime's request counter uses for each class; `code`
+(churn.inference.ErrorCode) starts every message, in brackets, so that clients read
+what happened from the code and never from the wording.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ from collections.abc import Sequence
 from typing import ClassVar
 
 from mlserver.errors import MLServerError
+
+from churn.inference import ErrorCode, coded_message
 
 # How many ids an error message quotes (a batch can hold 1000).
 MAX_QUOTED_IDS = 20
@@ -39,9 +43,10 @@ class ServingError(MLServerError):  # type: ignore[misc]  # MLServer ships no ty
 
     outcome: ClassVar[str] = "error"
     status: ClassVar[int] = 500
+    code: ClassVar[ErrorCode] = ErrorCode.INTERNAL
 
     def __init__(self, message: str) -> None:
-        super().__init__(message, status_code=self.status)
+        super().__init__(coded_message(self.code, message), status_code=self.status)
 
 
 class BadRequestError(ServingError):
@@ -49,6 +54,7 @@ class BadRequestError(ServingError):
 
     outcome: ClassVar[str] = "bad_request"
     status: ClassVar[int] = 400
+    code: ClassVar[ErrorCode] = ErrorCode.BAD_REQUEST
 
     def __init__(self, field: str, problem: str) -> None:
         self.field = field
@@ -66,6 +72,7 @@ class UnknownCustomerError(ServingError):
 
     outcome: ClassVar[str] = "unknown_customer"
     status: ClassVar[int] = 404
+    code: ClassVar[ErrorCode] = ErrorCode.UNKNOWN_CUSTOMER
 
     def __init__(self, customer_ids: Sequence[str]) -> None:
         self.customer_ids = list(customer_ids)
@@ -80,6 +87,7 @@ class IncompleteFeaturesError(ServingError):
 
     outcome: ClassVar[str] = "incomplete_features"
     status: ClassVar[int] = 404
+    code: ClassVar[ErrorCode] = ErrorCode.INCOMPLETE_FEATURES
 
     def __init__(self, missing_views: dict[str, list[str]]) -> None:
         self.missing_views = missing_views
@@ -96,6 +104,7 @@ class OnlineStoreUnavailable(ServingError):  # noqa: N818 (a state, like Connect
 
     outcome: ClassVar[str] = "store_unavailable"
     status: ClassVar[int] = 503
+    code: ClassVar[ErrorCode] = ErrorCode.STORE_UNAVAILABLE
 
 
 class FeatureDataError(ServingError):
@@ -103,6 +112,7 @@ class FeatureDataError(ServingError):
 
     outcome: ClassVar[str] = "feature_data_error"
     status: ClassVar[int] = 500
+    code: ClassVar[ErrorCode] = ErrorCode.FEATURE_DATA
 
 
 class ModelUnavailableError(ServingError):
@@ -110,6 +120,7 @@ class ModelUnavailableError(ServingError):
 
     outcome: ClassVar[str] = "error"
     status: ClassVar[int] = 503
+    code: ClassVar[ErrorCode] = ErrorCode.MODEL_UNAVAILABLE
 
 
 class ModelLoadError(ServingError):
@@ -117,3 +128,4 @@ class ModelLoadError(ServingError):
 
     outcome: ClassVar[str] = "load_error"
     status: ClassVar[int] = 422
+    code: ClassVar[ErrorCode] = ErrorCode.LOAD_ERROR

@@ -14,7 +14,7 @@ beyond the arrays of the batch):
 4. answer; the served rows go to the drift monitor by reference (copied and tested
    in a background thread, serving.drift) and, when asked for (request parameter
    "features" or CHURN_SERVING_EMIT_FEATURES), into the response as one output per
-   feature, for a chained drift model (serving.drift_runtime, serving.seldon).
+   feature, for a chained drift model (serving.drift_runtime, deployment.seldon).
 
 load() verifies and loads the bundle, resolves the Feast FeatureService in the
 registry (once) and prepares the Redis client; any failure raises ModelLoadError,
@@ -52,7 +52,7 @@ from mlserver.utils import get_model_uri
 
 from churn.drift.base import DriftDetector
 from churn.models.serialize import BIAS, ServingModel, aggregation_matrix
-from churn.schema import DERIVED_FEATURES, FEATURES, Kind, model_input_names
+from churn.schema import model_input_names
 from serving.bundle import LoadedBundle, load_bundle
 from serving.contract import TimeFormatter, build_response, parse_request, reason_codes
 from serving.drift import DriftMonitor, latest_status, publish_disabled
@@ -77,22 +77,6 @@ OUTCOMES = (
     "ok", "bad_request", "unknown_customer", "incomplete_features", "store_unavailable",
     "feature_data_error", "error",
 )  # fmt: skip
-
-
-# Reported as integers in reason codes (Kind.INT raw features and integer derived ones).
-INTEGER_FEATURES = frozenset(
-    [f.name for f in FEATURES if f.kind is Kind.INT]
-    + [d.name for d in DERIVED_FEATURES if d.kind is Kind.INT]
-)
-
-
-def contribution_map(encoded_names: list[str], features: list[str]) -> npt.NDArray[np.float64]:
-    """(encoded columns + bias) x raw features (churn.models.serialize.aggregation_matrix);
-    a column that maps to no feature makes the model fail to load."""
-    try:
-        return aggregation_matrix(encoded_names, features)
-    except ValueError as e:
-        raise ModelLoadError(str(e)) from e
 
 
 @dataclass
@@ -188,7 +172,12 @@ class ChurnRuntime(MLModel):  # type: ignore[misc]  # MLServer ships no type hin
             retry_interval_s=settings.redis_retry_interval_s,
         )
         drift = await self._start_drift(bundle, settings)
-        contributions = contribution_map([*bundle.model.feature_names, BIAS], model_input_names())
+        try:  # (encoded columns + bias) x raw features, once per load
+            contributions = aggregation_matrix(
+                [*bundle.model.feature_names, BIAS], model_input_names()
+            )
+        except ValueError as e:  # a column that maps to no feature: the model does not load
+            raise ModelLoadError(str(e)) from e
         reader = OnlineFeatureReader(layout, client)
         scorer = CoalescingScorer(
             reader,
@@ -373,4 +362,4 @@ class ChurnRuntime(MLModel):  # type: ignore[misc]  # MLServer ships no type hin
     def _reasons(loaded: _Loaded, columns: dict[str, Any], top_k: int) -> list[str]:
         values, _names = loaded.model.contributions(columns)
         per_feature = values @ loaded.contribution_map
-        return reason_codes(per_feature, model_input_names(), columns, top_k, INTEGER_FEATURES)
+        return reason_codes(per_feature, model_input_names(), columns, top_k)

@@ -19,9 +19,8 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from churn.inference import DEFAULT_HOST, DEFAULT_HTTP_PORT, DEFAULT_MODEL_NAME
 from churn.settings import FEATURE_REPO, get_settings
-
-DEFAULT_MODEL_NAME = "churn"
 
 
 class ServingSettings(BaseSettings):
@@ -104,15 +103,15 @@ class ServingSettings(BaseSettings):
         default=False,
         description="Answer with the served feature rows (one output per model input) when "
         "the request does not say (parameter 'features'). On for a Seldon Core v2 Pipeline "
-        "whose drift step consumes them (serving.seldon sets it on the Server): Seldon "
+        "whose drift step consumes them (deployment.seldon sets it on the Server): Seldon "
         "rewrites model-settings.json and a Pipeline step has no parameters, so the "
         "server's environment is the one place to turn it on.",
     )
     host: str = Field(
-        default="127.0.0.1",
+        default=DEFAULT_HOST,
         description="Interface the local MLServer listens on (0.0.0.0 in a container).",
     )
-    http_port: int = Field(default=8480, description="Local MLServer REST (V2) port.")
+    http_port: int = Field(default=DEFAULT_HTTP_PORT, description="Local MLServer REST (V2) port.")
     grpc_port: int = Field(default=8481, description="Local MLServer gRPC (V2) port.")
     metrics_port: int = Field(default=8482, description="Local MLServer Prometheus /metrics port.")
     startup_timeout_s: float = Field(

@@ -19,7 +19,6 @@ what is missing. The end of the run prints one line on what was skipped and why.
 from __future__ import annotations
 
 import os
-import secrets
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -39,7 +38,7 @@ from inputs import (
     in_ci,
     write_synthetic_telco_csv,
 )
-from ports import free_port
+from isolation import redis_env
 
 from churn import redis_local
 from churn.settings import Settings, get_settings
@@ -149,11 +148,8 @@ def churn_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     """Session-wide CHURN_* environment pointing at tmp state; yields the Settings."""
     home = tmp_path_factory.mktemp("churn_home")
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("CHURN_HOME", str(home))
-        mp.setenv("CHURN_REDIS_HOST", "127.0.0.1")
-        mp.setenv("CHURN_REDIS_PORT", str(free_port()))
-        mp.setenv("CHURN_REDIS_PASSWORD", f"test-{secrets.token_hex(8)}")
-        mp.setenv("CHURN_REDIS_DB", "0")
+        for name, value in redis_env(home, "test").items():
+            mp.setenv(name, value)
         for name in MLFLOW_URI_VARIABLES:  # a user's MLflow server is not the tests'
             mp.delenv(name, raising=False)
         get_settings.cache_clear()

@@ -23,15 +23,14 @@ Nothing is read at import time: every lookup is a function call.
 from __future__ import annotations
 
 import os
-import shutil
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
 from churn.data.synthetic import generate
-from churn.data.telco import DataSourceError, download, file_sha256, to_published
+from churn.data.telco import DataSourceError, download, to_published
+from churn.files import assemble_dir, file_sha256
 from churn.settings import PROJECT_ROOT, Settings
 
 TELCO_FILE: Final = "WA_Fn-UseC_-Telco-Customer-Churn.csv"
@@ -201,19 +200,16 @@ def fetch_crds(
     base = (base_url or os.environ.get("CHURN_SELDON_CRDS_BASE_URL") or CRDS_BASE_URL).rstrip("/")
     if _complete(target, files):
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
+
+    def fill(staging: Path) -> None:
         for crd in files:
             url = f"{base}/{crd.tag}/{crd.path}"
             try:
                 download(url, staging / crd.name, sha256=crd.sha256, hint=CRDS_HOW)
             except DataSourceError as e:
                 raise InputError(f"{crd.name} from {url}: {e}") from e
-        shutil.rmtree(target, ignore_errors=True)
-        staging.rename(target)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+
+    assemble_dir(target, fill, replace=True)
     return target
 
 

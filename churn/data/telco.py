@@ -13,7 +13,6 @@ defect of the file: 11 blank TotalCharges (see `clean_telco`).
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import tempfile
@@ -24,6 +23,7 @@ from urllib.parse import unquote, urlparse
 import pandas as pd
 import requests
 
+from churn.files import file_sha256
 from churn.schema import ENTITY_KEY, FEATURES, LABEL, TELCO_COLUMNS, Kind, feature_names
 from churn.settings import get_settings
 
@@ -38,15 +38,6 @@ _HOW_TO_PROVIDE: Final = (
 
 class DataSourceError(RuntimeError):
     """The raw data cannot be found, downloaded, verified or parsed."""
-
-
-def file_sha256(path: Path) -> str:
-    """Hex sha256 of a file, read in chunks so large files do not fill memory."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def verify_sha256(path: Path, expected: str, *, hint: str = _HOW_TO_PROVIDE) -> None:

@@ -83,31 +83,37 @@ def churn_scores(model: ProbabilisticModel, X: Any) -> FloatArray:  # noqa: N803
 class ThresholdRule:
     """How the operating threshold is chosen (see the module docstring)."""
 
-    kind: Literal["recall_target", "min_cost"] = "recall_target"
-    recall_target: float = 0.80
+    kind: Literal["recall_target", "min_cost"]
+    recall_target: float | None = None  # required by kind "recall_target", else unused
 
     def __post_init__(self) -> None:
         if self.kind not in ("recall_target", "min_cost"):
             raise ValueError(f"unknown threshold rule {self.kind!r}")
-        if not 0.0 < self.recall_target <= 1.0:
-            raise ValueError(f"recall_target must be in (0, 1], got {self.recall_target}")
+        if self.kind == "recall_target" and (
+            self.recall_target is None or not 0.0 < self.recall_target <= 1.0
+        ):
+            raise ValueError(
+                f"threshold rule recall_target needs recall_target in (0, 1], "
+                f"got {self.recall_target}"
+            )
 
 
 @dataclass(frozen=True)
 class Costs:
-    """Cost of each error type, in currency units (placeholders until the business sets them)."""
+    """Cost of each error type, in currency units (the training YAML's `costs`)."""
 
-    cost_missed_churner: float = 500.0  # FN
-    cost_unneeded_intervention: float = 100.0  # FP
+    cost_missed_churner: float  # FN
+    cost_unneeded_intervention: float  # FP
 
 
 @dataclass(frozen=True)
 class Revenue:
-    """Assumptions of the revenue-impact estimate (see the module docstring)."""
+    """Assumptions of the revenue-impact estimate (the training YAML's `revenue`; see
+    the module docstring)."""
 
-    retention_success_rate: float = 0.30
-    horizon_months: int = 12
-    intervention_cost: float = 100.0
+    retention_success_rate: float
+    horizon_months: int
+    intervention_cost: float
 
 
 @dataclass(frozen=True)
@@ -242,16 +248,19 @@ def threshold_curve(y: Any, scores: Any) -> tuple[FloatArray, IntArray, IntArray
     return s_sorted[last_of_group], tps.astype(np.int64), fps.astype(np.int64)
 
 
-def choose_threshold(y: Any, scores: Any, rule: ThresholdRule, costs: Costs = Costs()) -> float:
+def choose_threshold(y: Any, scores: Any, rule: ThresholdRule, costs: Costs | None = None) -> float:
     """The operating threshold for `rule` (see the module docstring for both rules)."""
     thresholds, tps, fps = threshold_curve(y, scores)
     positives = int(_as_labels(y).sum())
     if positives == 0:
         raise ValueError("cannot choose a threshold: no positive (churn) rows")
     if rule.kind == "recall_target":
+        assert rule.recall_target is not None  # checked on construction
         meets = np.flatnonzero(tps / positives >= rule.recall_target)
         # thresholds are descending and recall is non-decreasing along them.
         return float(thresholds[meets[0]])
+    if costs is None:
+        raise ValueError("threshold rule min_cost needs the error costs (costs=...)")
     fns = positives - tps
     cost = fns * costs.cost_missed_churner + fps * costs.cost_unneeded_intervention
     flag_nobody = positives * costs.cost_missed_churner
@@ -347,9 +356,9 @@ def evaluate(
     X: pd.DataFrame,  # noqa: N803
     y: Any,
     *,
-    threshold_rule: ThresholdRule = ThresholdRule(),
-    costs: Costs = Costs(),
-    revenue: Revenue = Revenue(),
+    threshold_rule: ThresholdRule | None = None,
+    costs: Costs,
+    revenue: Revenue,
     threshold: float | None = None,
 ) -> Evaluation:
     """Score X and measure everything on it.
@@ -377,9 +386,9 @@ def evaluate_scores(
     y: Any,
     scores: Any,
     *,
-    threshold_rule: ThresholdRule = ThresholdRule(),
-    costs: Costs = Costs(),
-    revenue: Revenue = Revenue(),
+    threshold_rule: ThresholdRule | None = None,
+    costs: Costs,
+    revenue: Revenue,
     threshold: float | None = None,
 ) -> Evaluation:
     """`evaluate` on precomputed scores (lets callers score once and evaluate twice)."""
@@ -388,6 +397,8 @@ def evaluate_scores(
     if labels.min() == labels.max():
         raise ValueError("evaluation needs both classes in y")
     if threshold is None:
+        if threshold_rule is None:
+            raise ValueError("pass the operating threshold or the threshold_rule choosing it")
         threshold = choose_threshold(labels, s, threshold_rule, costs)
         rule_name: str = threshold_rule.kind
     else:

@@ -25,7 +25,7 @@ of behavioural testing (Ribeiro et al., "Beyond Accuracy", 2020):
   senior_citizen, internet_service) with at least `slice_min_rows` rows and
   `slice_min_positives` churners may fall below the floors. The positives minimum
   keeps a slice with a handful of churners (two-year contracts) from failing on noise;
-  the recall floor is low on purpose (see GateConfig.slice_min_recall).
+  the recall floor is low on purpose (see `slice_min_recall` in the training YAML).
 """
 
 from __future__ import annotations
@@ -115,27 +115,21 @@ LOYAL_CUSTOMERS: Final[tuple[dict[str, Any], ...]] = (
 
 @dataclass(frozen=True)
 class GateConfig:
-    """Limits of every gate; the pipeline config overrides them."""
+    """Limits of every gate. No defaults: the training pipeline's YAML
+    (configs/training_pipeline.yaml, `gates`) is the one place the values and the
+    measurements behind them are written."""
 
-    min_roc_auc: float = 0.80
-    # Recall at a threshold chosen on out-of-fold scores for a 0.80 target lands
-    # within a few points of 0.80 on held-out data; 0.75 catches real regressions.
-    min_recall: float = 0.75
-    invariance_tolerance: float = 1e-9
-    n_base_rows: int = 200
-    directional_min_fraction: float = 0.90
-    directional_tolerance: float = 0.01
-    slice_min_rows: int = 100
-    slice_min_positives: int = 30
-    # Measured on held-out Telco: slice ROC-AUCs 0.74-0.86 for every family.
-    slice_min_roc_auc: float = 0.65
-    # At one global threshold, low-churn slices are rarely flagged: measured held-out
-    # recall (threshold from out-of-fold scores, seed 42) is 0.08-0.22 for one-year
-    # contracts and ~0.40 for tenure 49+, while month-to-month is ~0.90. The floor
-    # therefore catches a sizeable segment whose churners are (almost) never flagged,
-    # not a slice that merely churns less; per-slice quality is the ROC-AUC floor's job.
-    slice_min_recall: float = 0.05
-    seed: int = 0
+    min_roc_auc: float
+    min_recall: float
+    invariance_tolerance: float
+    n_base_rows: int
+    directional_min_fraction: float
+    directional_tolerance: float
+    slice_min_rows: int
+    slice_min_positives: int
+    slice_min_roc_auc: float
+    slice_min_recall: float
+    seed: int
 
 
 @dataclass(frozen=True)
@@ -377,7 +371,7 @@ def run_gates(
     X_test: pd.DataFrame,  # noqa: N803
     y_test: Any,
     threshold: float,
-    config: GateConfig = GateConfig(),
+    config: GateConfig,
 ) -> list[GateResult]:
     """Every gate on the held-out set, in a fixed order (all run; none short-circuits)."""
     X = X_test.reset_index(drop=True)  # noqa: N806

@@ -23,6 +23,7 @@ set, which the caller must pass in (`evaluation_data`).
 
 from __future__ import annotations
 
+import json
 import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -385,11 +386,99 @@ def rollback(name: str, tracking_uri: str | None = None) -> str:
     return restored
 
 
+class NoChampionError(LookupError):
+    """There is no champion to use: no MLflow database yet, no such model, or no alias."""
+
+
+class ChampionError(RuntimeError):
+    """The champion exists but its files are incomplete (e.g. serving metadata missing)."""
+
+
+@dataclass(frozen=True)
+class ChampionRef:
+    """Which registry version is the champion, and the run that logged it."""
+
+    name: str
+    version: str
+    run_id: str
+
+
+def champion_ref(name: str, tracking_uri: str | None = None) -> ChampionRef:
+    """The version behind alias "champion": the one champion lookup of the project.
+
+    NoChampionError (saying to train first) when there is none; a SQLite store that
+    does not exist yet is reported without opening it (that would create an empty one).
+    """
+    from mlflow.exceptions import MlflowException
+
+    uri = resolve_tracking_uri(tracking_uri)
+    hint = "run the training pipeline first (`make training-pipeline`)"
+    db = _sqlite_path(uri)
+    if db is not None and not db.is_file():
+        raise NoChampionError(f"no MLflow database at {db} yet, so no champion of {name!r}: {hint}")
+    client = use_tracking(uri)
+    try:
+        version = _alias_version(client, name, CHAMPION)
+    except MlflowException as e:  # no such registered model
+        raise NoChampionError(
+            f"MLflow at {uri} has no {CHAMPION!r} of {name!r} (no such model): {hint}"
+        ) from e
+    if version is None:
+        raise NoChampionError(f"MLflow at {uri} has no {CHAMPION!r} of {name!r} yet: {hint}")
+    return ChampionRef(name=name, version=str(version.version), run_id=str(version.run_id))
+
+
 def champion_version(name: str, tracking_uri: str | None = None) -> str | None:
     """The version number behind "champion", or None."""
+    try:
+        return champion_ref(name, tracking_uri).version
+    except NoChampionError:
+        return None
+
+
+@dataclass(frozen=True)
+class ChampionArtifacts:
+    """The champion's files, downloaded from MLflow, and what a bundle needs to know."""
+
+    model_name: str
+    version: str
+    model_dir: Path
+    drift_dir: Path | None
+    threshold: float
+    feature_service: str
+
+
+def fetch_champion(
+    model_name: str, dst: Path | None = None, tracking_uri: str | None = None
+) -> ChampionArtifacts:
+    """Download the champion's serving model and drift detector (when it has one).
+
+    The threshold and FeatureService come from the serving model's manifest metadata,
+    written by the training pipeline's register step, so they cannot drift apart from
+    the model they belong to.
+    """
+    ref = champion_ref(model_name, tracking_uri)
     client = use_tracking(tracking_uri)
-    champion = _alias_version(client, name, CHAMPION)
-    return None if champion is None else str(champion.version)
+    target = dst or Path(tempfile.mkdtemp(prefix=f"{model_name}-v{ref.version}-"))
+    model_dir = Path(client.download_artifacts(ref.run_id, SERVING_ARTIFACT, str(target)))
+    artifacts = {a.path for a in client.list_artifacts(ref.run_id)}
+    drift_dir = (
+        Path(client.download_artifacts(ref.run_id, DRIFT_ARTIFACT, str(target)))
+        if DRIFT_ARTIFACT in artifacts
+        else None
+    )
+    metadata = json.loads((model_dir / "manifest.json").read_text()).get("metadata", {})
+    missing = [k for k in ("threshold", "feature_service") if k not in metadata]
+    if missing:
+        raise ChampionError(f"{model_name} v{ref.version}: serving model metadata lacks {missing}")
+    return ChampionArtifacts(
+        model_name=model_name,
+        version=ref.version,
+        model_dir=model_dir,
+        drift_dir=drift_dir,
+        threshold=float(metadata["threshold"]),
+        feature_service=str(metadata["feature_service"]),
+    )
 
 
 def load_champion(name: str, tracking_uri: str | None = None) -> Pipeline:
@@ -403,7 +492,5 @@ def load_champion_serving(
     name: str, tracking_uri: str | None = None, dst: Path | None = None
 ) -> ServingModel:
     """The champion's safe serving model (what the inference runtime loads)."""
-    version = champion_version(name, tracking_uri)
-    if version is None:
-        raise ValueError(f"registered model {name!r} has no {CHAMPION!r} alias")
-    return load_serving_model(name, version, tracking_uri, dst)
+    ref = champion_ref(name, tracking_uri)
+    return load_serving_model(name, ref.version, tracking_uri, dst)

@@ -26,7 +26,6 @@ P(churn) out, with no pandas and nothing built per call beyond the encoded matri
 
 from __future__ import annotations
 
-import hashlib
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
@@ -40,6 +39,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
+from churn.files import file_sha256
 from churn.models.encoding import (
     NAME_SEPARATOR,
     Columns,
@@ -77,10 +77,6 @@ ContributionUnits = Literal["log-odds", "probability"]
 
 class ModelFormatError(ValueError):
     """A saved model directory is incomplete, tampered with, or from another schema."""
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def model_kind(pipeline: Pipeline) -> str:
@@ -143,7 +139,7 @@ def save_model(
         "kind": kind,
         "schema_fingerprint": schema_fingerprint(),
         "feature_names": encoded_feature_names(),
-        "files": {model_path.name: _sha256(model_path)},
+        "files": {model_path.name: file_sha256(model_path)},
         "metadata": dict(metadata or {}),
     }
     path = directory / MANIFEST
@@ -340,7 +336,7 @@ def _read_manifest(directory: Path) -> dict[str, Any]:
     if manifest.get("feature_names") != encoded_feature_names():
         raise ModelFormatError(f"{path}: encoded feature names differ from the current schema")
     for name, digest in manifest.get("files", {}).items():
-        if _sha256(directory / name) != digest:
+        if file_sha256(directory / name) != digest:
             raise ModelFormatError(f"{directory / name}: sha256 differs from the manifest")
     return manifest
 

@@ -6,7 +6,7 @@ over these functions, and notebooks, the dashboard and tests call them directly.
 
 - churn.monitoring.snapshots: which customers to score or test (rows of the offline
   store) and their point-in-time features from Feast, in chunks;
-- churn.monitoring.reasons: per-customer reason codes from the model's contributions;
+- churn.models.reasons (used here): per-customer reason codes from the model's contributions;
 - churn.monitoring.batch: score, rank by expected loss, write predictions atomically;
 - churn.monitoring.drift_report: windowed drift tests against the champion's
   detector and an HTML + JSON report with per-feature distributions;

@@ -41,7 +41,6 @@ logger = logging.getLogger(__name__)
 DriftAction = Literal["fail", "alert", "retrain"]
 DRIFT_ACTIONS: Final[tuple[str, ...]] = get_args(DriftAction)
 TRAINING_PIPELINE: Final = "pipelines.training_pipeline.training_pipeline"
-DEFAULT_TRAINING_CONFIG: Final = Path("configs/training_pipeline.yaml")
 _OUTPUT_TAIL: Final = 4000  # characters of the training run's output kept in errors
 
 
@@ -118,7 +117,7 @@ class RetrainResult:
 def run_training_pipeline(
     config: str | Path,
     *,
-    timeout_s: float = 3600.0,
+    timeout_s: float,
     env: Mapping[str, str] | None = None,
     command: Sequence[str] | None = None,
 ) -> RetrainResult:
@@ -158,14 +157,15 @@ def act_on_drift(
     report_dir: str | Path,
     action: DriftAction,
     *,
-    training_config: str | Path = DEFAULT_TRAINING_CONFIG,
-    retrain_timeout_s: float = 3600.0,
+    training_config: str | Path | None = None,
+    retrain_timeout_s: float | None = None,
 ) -> dict[str, Any]:
     """Apply `action` to a report (report.json content); returns what was done.
 
     No drift: nothing, whatever the action. Drift: "fail" raises
     DriftDetectedError; "alert" logs a warning; "retrain" runs the training
-    pipeline (see the module docstring) and returns its result.
+    pipeline (see the module docstring) with `training_config` and
+    `retrain_timeout_s` (the drift pipeline's YAML sets both) and returns its result.
     """
     if action not in DRIFT_ACTIONS:
         raise ValueError(f"unknown drift action {action!r}; expected one of {DRIFT_ACTIONS}")
@@ -192,6 +192,8 @@ def act_on_drift(
     if action == "alert":
         outcome["taken"] = "alert"
         return outcome
+    if training_config is None or retrain_timeout_s is None:
+        raise ValueError("action 'retrain' needs training_config and retrain_timeout_s")
     outcome["retrain"] = run_training_pipeline(
         training_config, timeout_s=retrain_timeout_s
     ).to_dict()

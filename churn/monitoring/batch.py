@@ -10,7 +10,7 @@ For marketing's retention list: who is likely to leave, what it would cost, and 
   (not by probability alone) puts a likely leaver on a 100 USD plan ahead of an
   equally likely one on 20 USD: that is where a retention offer pays most.
 - Reason codes: the top features pushing each customer towards churn
-  (churn.monitoring.reasons).
+  (churn.models.reasons).
 - Output: predictions.parquet (typed) and predictions.csv (for spreadsheets) plus
   summary.json, published atomically as one directory under
   <CHURN_HOME>/predictions/<UTC time>_<model version>/; latest.json in that folder
@@ -44,9 +44,9 @@ import pandas as pd
 from feast import FeatureStore
 
 from churn.features.names import FEATURE_SERVICE
+from churn.files import publish_dir, stamp, write_json_atomic
+from churn.models.reasons import feature_contributions, top_reasons
 from churn.models.serialize import ServingModel
-from churn.monitoring._atomic import publish_dir, stamp, write_json_atomic
-from churn.monitoring.reasons import feature_contributions, top_reasons
 from churn.monitoring.snapshots import chunk_bounds, features_in_chunks
 from churn.schema import ENTITY_KEY, EVENT_TIMESTAMP
 from churn.settings import Settings, get_settings

@@ -47,7 +47,7 @@ import pandas as pd
 from churn.drift.base import DriftDetector, DriftResult, read_sidecar
 from churn.drift.encoding import FeatureEncoder, FeatureSpec
 from churn.drift.window import window_bounds
-from churn.monitoring._atomic import publish_dir, stamp, write_json_atomic
+from churn.files import publish_dir, stamp, write_json_atomic
 from churn.settings import Settings, get_settings
 
 REPORT_JSON: Final = "report.json"
@@ -250,9 +250,9 @@ def build_drift_report(
     *,
     model_version: str,
     source: Mapping[str, Any],
-    window_size: int = 500,
-    max_windows: int = 20,
-    drift_share: float = 0.5,
+    window_size: int,
+    max_windows: int,
+    drift_share: float,
     seed: int = 0,
     now: datetime | None = None,
 ) -> DriftReport:

@@ -6,7 +6,8 @@ from typing import Annotated
 
 from zenml import log_metadata, step
 
-from serving.deploy import bundle_champion, bundle_dir_for, fetch_champion
+from churn.models.registry import fetch_champion
+from deployment.deploy import bundle_champion, bundle_dir_for
 from steps.registry._tracking import stack_tracking_uri
 
 

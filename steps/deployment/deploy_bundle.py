@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 from zenml import step
 from zenml.client import Client
 
-from serving.deploy import SeldonTarget, deploy_local, deploy_seldon
+from deployment.deploy import SeldonTarget, deploy_local, deploy_seldon
 from serving.settings import get_serving_settings
 
 Target = Literal["auto", "local", "seldon"]
@@ -22,7 +22,7 @@ def resolve_target(target: Target, orchestrator_flavor: str) -> Literal["local",
 
 @step
 def deploy_bundle(
-    serving_bundle: Path, target: Target = "auto", seldon: dict[str, Any] | None = None
+    serving_bundle: Path, target: Target, seldon: dict[str, Any] | None
 ) -> Annotated[dict[str, Any], "deployment"]:
     """Start or hot-reload the local MLServer, or apply Seldon Core v2 manifests."""
     where = resolve_target(target, Client().active_stack.orchestrator.flavor)

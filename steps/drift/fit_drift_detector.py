@@ -12,7 +12,7 @@ from churn.drift.alibi import fit_detector
 
 @step
 def fit_drift_detector(
-    train: pd.DataFrame, p_val: float = 0.01, max_reference_rows: int = 5000, seed: int = 42
+    train: pd.DataFrame, p_val: float, seed: int, max_reference_rows: int = 5000
 ) -> Annotated[Path, "drift_detector"]:
     """A directory with the detector (alibi-detect format + feature sidecar)."""
     detector = fit_detector(train, p_val=p_val, max_reference_rows=max_reference_rows, seed=seed)

@@ -4,7 +4,7 @@ from typing import Annotated, Any
 
 from zenml import log_metadata, step
 
-from churn.monitoring.actions import DEFAULT_TRAINING_CONFIG, DriftAction
+from churn.monitoring.actions import DriftAction
 from churn.monitoring.actions import act_on_drift as act
 
 
@@ -12,9 +12,9 @@ from churn.monitoring.actions import act_on_drift as act
 def act_on_drift(
     drift_report: dict[str, Any],
     report_dir: str,
-    action: DriftAction = "alert",
-    training_config: str = str(DEFAULT_TRAINING_CONFIG),
-    retrain_timeout_s: float = 3600.0,
+    action: DriftAction,
+    training_config: str,
+    retrain_timeout_s: float,
 ) -> Annotated[dict[str, Any], "drift_action"]:
     """What was done (see churn.monitoring.actions). The verdict is attached to the run
     as ZenML metadata before acting, so it is recorded even when "fail" fails the run."""

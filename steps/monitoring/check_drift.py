@@ -17,10 +17,10 @@ def check_drift(
     current_source: dict[str, Any],
     drift_detector: Path,
     champion: dict[str, Any],
-    window_size: int = 500,
-    max_windows: int = 20,
-    drift_share: float = 0.5,
-    seed: int = 0,
+    window_size: int,
+    max_windows: int,
+    drift_share: float,
+    seed: int,
 ) -> Annotated[dict[str, Any], "drift_report"]:
     """The report's content (report.json): verdict, per-feature statistics, distributions."""
     detector = load_detector(drift_detector, features=model_input_names())

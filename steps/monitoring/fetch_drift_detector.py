@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from zenml import step
 
-from serving.deploy import fetch_champion
+from churn.models.registry import fetch_champion
 from steps.registry._tracking import stack_tracking_uri
 
 

@@ -11,7 +11,7 @@ from churn.monitoring.current import CurrentWindow, load_current
 
 @step
 def load_current_window(
-    window: CurrentWindow, champion: dict[str, Any], chunk_size: int = 50_000
+    window: CurrentWindow, champion: dict[str, Any], chunk_size: int
 ) -> tuple[Annotated[pd.DataFrame, "current_rows"], Annotated[dict[str, Any], "current_source"]]:
     """Rows with the model's inputs, read through the champion's FeatureService."""
     store = get_store() if window.kind == "snapshot" else None

@@ -20,8 +20,8 @@ def promote_model(
     challenger: TrainedCandidate,
     test: pd.DataFrame,
     model_name: str,
-    metric: str = "roc_auc",
-    min_improvement: float = 0.0,
+    metric: str,
+    min_improvement: float,
 ) -> Annotated[dict[str, Any], "promotion"]:
     """The promotion decision (promoted or not, both scores, the reason).
 

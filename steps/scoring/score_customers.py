@@ -10,10 +10,10 @@ import pandas as pd
 from zenml import step
 
 from churn.features.store import get_store
+from churn.models.registry import fetch_champion
 from churn.models.serialize import load_model
 from churn.monitoring.batch import Champion
 from churn.monitoring.batch import score_customers as score_all
-from serving.deploy import fetch_champion
 from steps.registry._tracking import stack_tracking_uri
 
 
@@ -21,9 +21,9 @@ from steps.registry._tracking import stack_tracking_uri
 def score_customers(
     customers: pd.DataFrame,
     model_name: str,
-    chunk_size: int = 50_000,
-    top_k: int = 3,
-    n_threads: int = 0,
+    chunk_size: int,
+    top_k: int,
+    n_threads: int,
 ) -> tuple[Annotated[pd.DataFrame, "predictions"], Annotated[dict[str, Any], "scoring"]]:
     """Predictions (see churn.monitoring.batch) and how they were made.
 

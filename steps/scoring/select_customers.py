@@ -10,7 +10,7 @@ from churn.monitoring.snapshots import select_entities
 
 
 @step
-def select_customers(snapshot_time: datetime | None = None) -> Annotated[pd.DataFrame, "customers"]:
+def select_customers(snapshot_time: datetime | None) -> Annotated[pd.DataFrame, "customers"]:
     """Every customer at their latest snapshot (None), or the customers of the
     snapshot taken at `snapshot_time`; see churn.monitoring.snapshots."""
     return select_entities(snapshot_time)

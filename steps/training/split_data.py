@@ -11,9 +11,9 @@ from churn.models.split import SplitStrategy, split_frame
 @step
 def split_data(
     frame: pd.DataFrame,
-    strategy: SplitStrategy = "stratified",
-    test_size: float = 0.2,
-    seed: int = 42,
+    strategy: SplitStrategy,
+    test_size: float,
+    seed: int,
 ) -> tuple[Annotated[pd.DataFrame, "train"], Annotated[pd.DataFrame, "test"]]:
     """(train, test); the test set is held out from every choice but the final report."""
     # A tuple literal in the return statement: ZenML reads it to see two outputs.

@@ -15,8 +15,8 @@ def train_model(
     train: pd.DataFrame,
     kind: ModelKind,
     param_grid: list[dict[str, Any]],
-    seed: int = 42,
-    cv_folds: int = 5,
+    seed: int,
+    cv_folds: int,
 ) -> Annotated[TrainedCandidate, "candidate"]:
     """A full sklearn Pipeline (SchemaEncoder + estimator) with its CV evidence.
 

@@ -10,7 +10,7 @@ own Redis (port and password of its own) and its own MLServer ports:
    MLflow exactly as the training pipeline's register/promote steps do (metrics,
    plots, serving model with threshold and feature service, drift detector);
    with `monitoring_outputs=True` also a real batch-scoring run and drift report;
-3. a serving bundle of that model (the champion's, through serving.deploy, when the
+3. a serving bundle of that model (the champion's, through deployment.deploy, when the
    registry is used) started in a real MLServer.
 
 Its environment (CHURN_*) is set for the caller's process and restored afterwards,
@@ -20,7 +20,6 @@ so a Streamlit subprocess started inside sees the same stack.
 from __future__ import annotations
 
 import os
-import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -29,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from ports import free_port
+from isolation import stack_env as isolated_stack_env
 from sklearn.pipeline import Pipeline
 
 from churn import redis_local
@@ -40,12 +39,13 @@ from churn.features.pipeline import DataSource, run_feature_pipeline
 from churn.models.candidates import train_candidate
 from churn.models.evaluate import evaluate, save_plots
 from churn.models.fingerprint import data_fingerprint, evaluation_fingerprint
+from churn.models.registry import ChampionArtifacts
 from churn.models.serialize import save_model
 from churn.schema import ENTITY_KEY, LABEL, model_input_names
 from churn.settings import Settings, get_settings
-from serving import local_server
-from serving.bundle import build_bundle_from_pipeline
-from serving.deploy import ChampionArtifacts
+from configs import evaluation_terms, pipeline_parameters
+from deployment import local_server
+from deployment.bundle import build_bundle_from_pipeline
 from serving.settings import ServingSettings, get_serving_settings
 
 REGISTERED_MODEL = "churn-classifier"
@@ -79,15 +79,7 @@ def risky_customer(customers: pd.DataFrame) -> str:
 def stack_env(home: Path) -> dict[str, str]:
     """CHURN_* variables of an isolated stack under `home`."""
     return {
-        "CHURN_HOME": str(home),
-        "CHURN_REDIS_HOST": "127.0.0.1",
-        "CHURN_REDIS_PORT": str(free_port()),
-        "CHURN_REDIS_PASSWORD": f"dash-{secrets.token_hex(6)}",
-        "CHURN_REDIS_DB": "0",
-        "CHURN_SERVING_HOME": str(home / "serving"),
-        "CHURN_SERVING_HTTP_PORT": str(free_port()),
-        "CHURN_SERVING_GRPC_PORT": str(free_port()),
-        "CHURN_SERVING_METRICS_PORT": str(free_port()),
+        **isolated_stack_env(home, "dash"),
         "CHURN_SERVING_DRIFT_WINDOW": str(DRIFT_WINDOW),
         "CHURN_SERVING_STARTUP_TIMEOUT_S": "90",
     }
@@ -135,7 +127,7 @@ def register_champion(telco_csv: Path, work: Path, tracking_uri: str, drift_dir:
         cv_folds=2,
     )
     X_test, y_test = test[model_input_names()], test[LABEL].to_numpy(dtype=np.int64)  # noqa: N806
-    evaluation = evaluate(candidate.pipeline, X_test, y_test)
+    evaluation = evaluate(candidate.pipeline, X_test, y_test, **evaluation_terms())
     plots = save_plots(evaluation, candidate.pipeline, work / "plots")
     save_model(
         candidate.pipeline,
@@ -199,6 +191,7 @@ def write_monitoring_outputs(telco_csv: Path, champion: ChampionArtifacts) -> No
         source={"kind": "test", "shift": "monthly and total charges x1.3"},
         window_size=500,
         max_windows=6,
+        drift_share=pipeline_parameters("drift_monitoring_pipeline")["drift_share"],
     )
     drift_report.write_drift_report(report.to_dict())
 
@@ -236,7 +229,8 @@ def running_stack(
             registry_version = None
             drift_dir = fit_detector_dir(telco_csv, home / "drift_detector")
             if registry:
-                from serving.deploy import bundle_champion, bundle_dir_for, fetch_champion
+                from churn.models.registry import fetch_champion
+                from deployment.deploy import bundle_champion, bundle_dir_for
 
                 registry_version = register_champion(
                     telco_csv, home / "training", settings.tracking_uri, drift_dir

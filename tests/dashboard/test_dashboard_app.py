@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from stack_support import free_port
+from ports import free_port
 from streamlit.testing.v1 import AppTest
 
 from churn.settings import PROJECT_ROOT, get_settings

@@ -22,7 +22,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import requests
-from stack_support import free_port, risky_customer, train_model
+from ports import free_port
+from stack_support import risky_customer, train_model
 
 from churn.data.offline import write_offline_store
 from churn.features.derived import add_derived
@@ -66,14 +67,6 @@ def response(status: int, body: Any) -> requests.Response:
 # ------------------------------------------------------------------ live endpoint
 
 
-def test_request_body_is_the_readme_contract() -> None:
-    body = data.infer_body(["a", "b"], top_k=2)
-    assert body["inputs"] == [
-        {"name": "customer_id", "datatype": "BYTES", "shape": [2], "data": ["a", "b"]}
-    ]
-    assert body["parameters"] == {"reasons": True, "top_k": 2}
-
-
 def test_empty_customer_id_is_refused_before_any_request() -> None:
     with pytest.raises(data.BadInput, match="Enter a customer id"):
         data.clean_customer_id("   ")
@@ -103,15 +96,18 @@ def test_parse_response_rejects_answers_that_are_not_the_contract() -> None:
 @pytest.mark.parametrize(
     ("status", "body", "kind", "says"),
     [
-        (503, {"error": "online feature store unavailable: redis down"},
+        (503, {"error": "[store_unavailable] online feature store unavailable: redis down"},
          data.StoreUnavailable, "(Redis) is unavailable"),
-        (503, {"error": "model 'churn' is not loaded (unloading?)"},
+        (503, {"error": "[model_unavailable] model 'churn' is not loaded (unloading?)"},
          data.ServerUnavailable, "not ready"),
-        (404, {"error": "1 unknown customer id(s), no features in the online store: ['x']"},
+        (404, {"error": "[unknown_customer] 1 unknown customer id(s), no features online: ['x']"},
          data.UnknownCustomer, "unknown customer"),
+        # the code decides, not the wording: a message that merely mentions the store
+        (503, {"error": "[model_unavailable] online feature store fine, model unloading"},
+         data.ServerUnavailable, "not ready"),
         (404, {"error": "Model churn with version  not found"},
          data.ServerUnavailable, "does not serve this model"),
-        (400, {"error": "invalid request field 'inputs[0].data[0]': empty"},
+        (400, {"error": "[bad_request] invalid request field 'inputs[0].data[0]': empty"},
          data.ServingFailed, "inputs[0].data[0]"),
         (422, {"detail": [{"loc": ["body"], "msg": "bad"}]}, data.ServingFailed, "HTTP 422"),
         (500, b"<html>Internal Server Error</html>", data.ServingFailed, "Internal Server Error"),

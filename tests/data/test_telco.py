@@ -20,7 +20,8 @@ import pandas as pd
 import pytest
 
 from churn.data.synthetic import generate
-from churn.data.telco import DataSourceError, file_sha256, load_telco, to_published
+from churn.data.telco import DataSourceError, load_telco, to_published
+from churn.files import file_sha256
 from churn.schema import ENTITY_KEY, FEATURES, LABEL, TELCO_COLUMNS, Kind, feature_names
 from churn.settings import get_settings
 

@@ -32,7 +32,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from churn.settings import PROJECT_ROOT
-from serving.seldon import HEALTH_READY
+from deployment.seldon.spec import HEALTH_READY
 
 DOCKER = PROJECT_ROOT / "docker"
 DOCKERFILES = ("steps.Dockerfile", "mlserver.Dockerfile")

@@ -9,7 +9,7 @@
   Servers, Seldon v1 predictors): non-root, no privilege escalation, limits and
   requests on every container, pinned image tags, probes on MLServer's real health
   endpoints, secrets only by reference, selectors that select what they claim to.
-- The Seldon YAML committed under k8s/ is exactly what serving.seldon renders.
+- The Seldon YAML committed under k8s/ is exactly what deployment.seldon renders.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ from infra_support import (
     pod_specs,
 )
 
-from serving.seldon import (
+from deployment.seldon.spec import (
     HEALTH_LIVE,
     HEALTH_READY,
     MLSERVER_CONTAINER,

@@ -57,6 +57,7 @@ from churn.monitoring.batch import latest_predictions, predictions_root
 from churn.monitoring.drift_report import drift_reports_root
 from churn.schema import ENTITY_KEY, EVENT_TIMESTAMP, LABEL, model_input_names
 from churn.settings import Settings, get_settings
+from configs import evaluation_terms
 
 MODEL_NAME = "churn-classifier-monitoring"
 JAN = datetime(2025, 1, 1, tzinfo=UTC)
@@ -133,7 +134,7 @@ def champion(store: Store, monitoring_env: Settings) -> Registered:
     train, test = split_frame(january, strategy="stratified", test_size=0.2, seed=0)
     grid = [{"n_estimators": 100, "max_depth": 3, "learning_rate": 0.1}]
     candidate = train_candidate("xgboost", train[inputs], train[LABEL], grid, seed=0, cv_folds=3)
-    evaluation = evaluate(candidate.pipeline, test[inputs], test[LABEL])
+    evaluation = evaluate(candidate.pipeline, test[inputs], test[LABEL], **evaluation_terms())
     work = Path(tempfile.mkdtemp(prefix="champion-", dir=monitoring_env.home))
     save_model(
         candidate.pipeline,

@@ -16,13 +16,13 @@ import mlflow
 import pandas as pd
 import pytest
 import requests
-from ports import free_port
+from isolation import serving_ports_env
 from zenml_support import edited_config, zenml
 
 from churn.models.registry import CHAMPION
 from churn.settings import PROJECT_ROOT, Settings
 from churn.stacks import StackConfigError, register_stack
-from serving import local_server
+from deployment import local_server
 from serving.settings import get_serving_settings
 
 MODEL_NAME = "churn-classifier-test"
@@ -37,9 +37,8 @@ def zenml_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         mp.setenv("ZENML_ANALYTICS_OPT_IN", "false")
         mp.setenv("ZENML_LOGGING_VERBOSITY", "WARN")
         mp.setenv("AUTO_OPEN_DASHBOARD", "false")
-        mp.setenv("CHURN_SERVING_HOME", str(path / "serving"))
-        for port in ("HTTP", "GRPC", "METRICS"):
-            mp.setenv(f"CHURN_SERVING_{port}_PORT", str(free_port()))
+        for name, value in serving_ports_env(path / "serving").items():
+            mp.setenv(name, value)
         get_serving_settings.cache_clear()
         try:
             yield path

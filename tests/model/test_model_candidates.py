@@ -18,7 +18,8 @@ from churn.models.candidates import (
     build_pipeline,
     train_candidate,
 )
-from churn.models.evaluate import Costs, ThresholdRule, choose_threshold, evaluate
+from churn.models.evaluate import ThresholdRule, choose_threshold, evaluate
+from configs import evaluation_terms
 
 RECALL_TARGET = ThresholdRule("recall_target", recall_target=0.80)
 # Any Telco-format data with signal (real or synthetic): far above a coin's 0.5.
@@ -50,7 +51,9 @@ def test_best_model_meets_auc_and_recall_targets_on_held_out(
     candidates: dict[str, TrainedCandidate], split: Split
 ) -> None:
     best = best_candidate(candidates)  # chosen on training CV only
-    held_out = evaluate(best.pipeline, split.X_test, split.y_test, threshold_rule=RECALL_TARGET)
+    held_out = evaluate(
+        best.pipeline, split.X_test, split.y_test, **evaluation_terms(threshold_rule=RECALL_TARGET)
+    )
     assert held_out.roc_auc >= 0.84, f"{best.kind}: held-out ROC-AUC {held_out.roc_auc:.4f}"
     assert held_out.recall >= 0.80
     # The threshold chosen on out-of-fold TRAINING scores is the honest one: on data it
@@ -60,6 +63,7 @@ def test_best_model_meets_auc_and_recall_targets_on_held_out(
         split.X_test,
         split.y_test,
         threshold=choose_threshold(split.y_train, best.oof_scores, RECALL_TARGET),
+        **evaluation_terms(),
     )
     assert honest.recall >= 0.75, f"OOF-threshold held-out recall {honest.recall:.4f}"
 
@@ -77,7 +81,9 @@ def test_report_every_family(candidates: dict[str, TrainedCandidate], split: Spl
             ("recall>=0.8 (thr on OOF)", {"threshold": oof_threshold}),
             ("min cost (thr on test)", {"threshold_rule": ThresholdRule("min_cost")}),
         ):
-            e = evaluate(candidate.pipeline, split.X_test, split.y_test, costs=Costs(), **kwargs)
+            e = evaluate(
+                candidate.pipeline, split.X_test, split.y_test, **evaluation_terms(**kwargs)
+            )
             lines.append(
                 f"{kind:14s} {label:26s} cv_auc={candidate.cv_auc:.4f} auc={e.roc_auc:.4f} "
                 f"pr_auc={e.pr_auc:.4f} thr={e.threshold:.3f} precision={e.precision:.3f} "
@@ -99,8 +105,8 @@ def test_same_data_and_seed_give_identical_metrics(
     )
     assert again.cv_auc == first.cv_auc
     np.testing.assert_array_equal(again.oof_scores, first.oof_scores)
-    a = evaluate(first.pipeline, split.X_test, split.y_test).to_flat_metrics()
-    b = evaluate(again.pipeline, split.X_test, split.y_test).to_flat_metrics()
+    a = evaluate(first.pipeline, split.X_test, split.y_test, **evaluation_terms()).to_flat_metrics()
+    b = evaluate(again.pipeline, split.X_test, split.y_test, **evaluation_terms()).to_flat_metrics()
     assert a == b
 
 

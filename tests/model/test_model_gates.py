@@ -9,13 +9,13 @@ from model_support import SEED, Split, TenureRisingModel
 from churn.models.candidates import TrainedCandidate, best_candidate, build_pipeline
 from churn.models.evaluate import ThresholdRule, choose_threshold
 from churn.models.gates import (
-    GateConfig,
     GateFailure,
     GateResult,
     enforce,
     run_gates,
     tenure_probe,
 )
+from configs import gate_config
 
 RULE = ThresholdRule("recall_target", recall_target=0.80)
 
@@ -44,7 +44,7 @@ def test_every_gate_runs_and_invariances_hold_on_any_telco_format_data(
 def _checked_gate_results(candidate: TrainedCandidate, split: Split) -> list[GateResult]:
     """Every gate's result on the held-out rows; the two invariances must hold exactly."""
     thr = choose_threshold(split.y_train, candidate.oof_scores, RULE)
-    results = run_gates(candidate.pipeline, split.X_test, split.y_test, thr, GateConfig())
+    results = run_gates(candidate.pipeline, split.X_test, split.y_test, thr, gate_config())
     assert len(results) == 10
     gates = _by_name(results)
     assert gates["invariance_customer_id"].value < 1e-9
@@ -68,7 +68,7 @@ def test_gates_fail_a_model_trained_on_shuffled_labels(split: Split, threshold: 
     shuffled = np.random.default_rng(SEED).permutation(split.y_train)
     noise = build_pipeline("xgboost", {"n_estimators": 100, "max_depth": 3}, SEED)
     noise.fit(split.X_train, shuffled)
-    results = run_gates(noise, split.X_test, split.y_test, threshold, GateConfig())
+    results = run_gates(noise, split.X_test, split.y_test, threshold, gate_config())
     gates = _by_name(results)
     assert not gates["min_roc_auc"].passed
     assert gates["min_roc_auc"].value < 0.6
@@ -84,7 +84,7 @@ def test_gates_fail_a_model_whose_churn_rises_with_tenure(
     best: TrainedCandidate, split: Split, threshold: float
 ) -> None:
     wrong = TenureRisingModel(best.pipeline)
-    results = run_gates(wrong, split.X_test, split.y_test, threshold, GateConfig())
+    results = run_gates(wrong, split.X_test, split.y_test, threshold, gate_config())
     gates = _by_name(results)
     assert not gates["directional_tenure"].passed
     assert gates["directional_tenure"].value < 0.5

@@ -19,6 +19,7 @@ from churn.models.candidates import TrainedCandidate, train_candidate
 from churn.models.evaluate import evaluate, save_plots
 from churn.models.fingerprint import data_fingerprint, evaluation_fingerprint
 from churn.models.serialize import save_model
+from configs import evaluation_terms
 
 # name -> (run id, registered version, held-out ROC-AUC)
 Versions = dict[str, tuple[str, str, float]]
@@ -53,7 +54,7 @@ def _log(
     tmp: Path,
     train: pd.DataFrame,
 ) -> tuple[str, float]:
-    evaluation = evaluate(candidate.pipeline, X, y)
+    evaluation = evaluate(candidate.pipeline, X, y, **evaluation_terms())
     plots = save_plots(evaluation, candidate.pipeline, tmp / "plots")
     save_model(candidate.pipeline, tmp / "serving", {"threshold": evaluation.threshold})
     run_id = registry.log_candidate(
@@ -239,7 +240,9 @@ def test_champion_from_other_held_out_data_is_rescored(
         evaluation_data=(half_X, half_y),
         tracking_uri=tracking_uri,
     )
-    champion_on_half = evaluate(candidates[low].pipeline, half_X, half_y).roc_auc
+    champion_on_half = evaluate(
+        candidates[low].pipeline, half_X, half_y, **evaluation_terms()
+    ).roc_auc
     assert decision.champion_rescored
     assert decision.champion_score == pytest.approx(champion_on_half, abs=1e-6)
     assert decision.promoted == (auc > champion_on_half)

@@ -15,12 +15,11 @@ Starting MLServer is left to the HTTP module (one server per module: cold start 
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from ports import free_port
+from isolation import stack_env
 from serving_support import (
     DRIFT_WINDOW,
     REDIS_TIMEOUT_S,
@@ -72,15 +71,7 @@ def serving_env(tmp_path_factory: pytest.TempPathFactory, telco_csv: Path) -> It
     """Own CHURN_HOME + redis-server + real Telco features online, for one module."""
     home = tmp_path_factory.mktemp("serving_home")
     env = {
-        "CHURN_HOME": str(home),
-        "CHURN_REDIS_HOST": "127.0.0.1",
-        "CHURN_REDIS_PORT": str(free_port()),
-        "CHURN_REDIS_PASSWORD": f"serving-{secrets.token_hex(6)}",
-        "CHURN_REDIS_DB": "0",
-        "CHURN_SERVING_HOME": str(home / "serving"),
-        "CHURN_SERVING_HTTP_PORT": str(free_port()),
-        "CHURN_SERVING_GRPC_PORT": str(free_port()),
-        "CHURN_SERVING_METRICS_PORT": str(free_port()),
+        **stack_env(home, "serving"),
         "CHURN_SERVING_REDIS_TIMEOUT_S": str(REDIS_TIMEOUT_S),
         "CHURN_SERVING_REDIS_RETRY_INTERVAL_S": str(RETRY_INTERVAL_S),
         "CHURN_SERVING_DRIFT_WINDOW": str(DRIFT_WINDOW),

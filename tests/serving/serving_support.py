@@ -10,7 +10,8 @@ from sklearn.pipeline import Pipeline
 from churn import redis_local
 from churn.features.pipeline import FeaturePipelineResult
 from churn.settings import Settings
-from serving.bundle import BundleManifest, build_bundle_from_pipeline
+from deployment.bundle import build_bundle_from_pipeline
+from serving.bundle import BundleManifest
 from serving.settings import ServingSettings
 
 THRESHOLD = 0.35  # any value in (0, 1): the tests check labels against it, not its quality

@@ -16,16 +16,9 @@ from churn.data.telco import load_telco
 from churn.features.derived import add_derived
 from churn.models.encoding import schema_fingerprint
 from churn.schema import model_input_names
-from serving import local_server
-from serving.bundle import (
-    IMPLEMENTATION,
-    MANIFEST,
-    MODEL_DIR,
-    BundleError,
-    build_bundle,
-    load_bundle,
-    read_manifest,
-)
+from deployment import local_server
+from deployment.bundle import CHURN_IMPLEMENTATION, build_bundle
+from serving.bundle import MANIFEST, MODEL_DIR, BundleError, load_bundle, read_manifest
 from serving.settings import ServingSettings
 
 
@@ -54,7 +47,7 @@ def test_bundle_holds_model_detector_manifest_and_mlserver_settings(bundle: Path
     assert manifest.has_drift_detector and "drift/churn_drift.json" in manifest.files
     assert f"{MODEL_DIR}/booster.ubj" in manifest.files
     settings = json.loads((bundle / "model-settings.json").read_text())
-    assert settings["implementation"] == IMPLEMENTATION
+    assert settings["implementation"] == CHURN_IMPLEMENTATION
     assert settings["parameters"] == {"uri": "."}  # relocatable: resolved against the file
     assert "version" not in settings["parameters"]  # see serving.bundle: zero-downtime reloads
     server = json.loads((bundle / "settings.json").read_text())

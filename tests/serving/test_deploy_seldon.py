@@ -12,8 +12,8 @@ import fsspec
 from sklearn.pipeline import Pipeline
 from test_seldon import NAMESPACE, V2_BASE, FakeKube, kube  # noqa: F401 (fixture)
 
-from serving.bundle import build_bundle_from_pipeline
-from serving.deploy import SeldonTarget, deploy_seldon
+from deployment.bundle import build_bundle_from_pipeline
+from deployment.deploy import SeldonTarget, deploy_seldon
 
 IMAGE = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/churn-mlops-mlserver:0.1.0"
 

@@ -34,15 +34,11 @@ from churn.drift.base import DriftDetector
 from churn.features.derived import add_derived
 from churn.features.store import get_store, historical_features
 from churn.schema import ENTITY_KEY, EVENT_TIMESTAMP, categorical_names, model_input_names
+from deployment.bundle import DRIFT_IMPLEMENTATION
+from deployment.drift_model import build_drift_model, drift_model_name
 from serving.bundle import DRIFT_DIR, MODEL_SETTINGS, BundleError
 from serving.contract import parse_request
-from serving.drift_runtime import (
-    IMPLEMENTATION,
-    DriftCheckError,
-    DriftRuntime,
-    build_drift_model,
-    drift_model_name,
-)
+from serving.drift_runtime import DriftCheckError, DriftRuntime
 from serving.errors import BadRequestError, ModelLoadError
 from serving.runtime import ChurnRuntime
 from serving.settings import get_serving_settings
@@ -110,7 +106,7 @@ def outputs(response: InferenceResponse) -> dict[str, list[Any]]:
 def runtime_from(folder: Path, cls: type[DriftRuntime] = DriftRuntime) -> DriftRuntime:
     """The runtime MLServer would build from `folder`'s model-settings.json."""
     settings = ModelSettings.parse_file(str(folder / MODEL_SETTINGS))
-    assert settings.implementation_ == IMPLEMENTATION
+    assert settings.implementation_ == DRIFT_IMPLEMENTATION
     return cls(settings)
 
 
@@ -140,7 +136,7 @@ def test_build_drift_model_writes_a_verified_folder_naming_the_runtime(
 ) -> None:
     settings = json.loads((drift_model / MODEL_SETTINGS).read_text())
     assert settings["name"] == drift_model_name("churn") == "churn-drift"
-    assert settings["implementation"] == IMPLEMENTATION
+    assert settings["implementation"] == DRIFT_IMPLEMENTATION
     assert settings["parameters"] == {"uri": "."}
     assert [i["name"] for i in settings["inputs"]] == model_input_names()
     # the detector is byte-identical to the bundle's

@@ -39,10 +39,12 @@ from churn import redis_local
 from churn.data.telco import load_telco
 from churn.data.timestamps import DEFAULT_SNAPSHOT_TIME
 from churn.features.store import get_store, historical_features
+from churn.files import write_json_atomic
 from churn.models.serialize import load_model
 from churn.schema import ENTITY_KEY, EVENT_TIMESTAMP, model_input_names
-from serving import local_server
-from serving.bundle import MODEL_DIR, BundleError, model_settings, write_json
+from deployment import local_server
+from deployment.bundle import model_settings
+from serving.bundle import MODEL_DIR, BundleError
 from serving.errors import MAX_QUOTED_IDS
 
 pytestmark = pytest.mark.integration
@@ -129,7 +131,7 @@ def server(serving_env: ServingEnv, bundle_v1: Path) -> Iterator[Server]:
     s = serving_env.serving
     repo = local_server.install(bundle_v1, s)
     (repo / FAULTY).mkdir()
-    write_json(
+    write_json_atomic(
         repo / FAULTY / "model-settings.json",
         model_settings(FAULTY, str(bundle_v1), implementation="serving_faults.FaultyDriftRuntime"),
     )
@@ -390,7 +392,7 @@ def test_a_corrupt_bundle_is_refused_and_never_ready(
     entry = local_server.paths(server.env.serving).repository / CORRUPT
     entry.mkdir()
     try:
-        write_json(entry / "model-settings.json", model_settings(CORRUPT, str(corrupt)))
+        write_json_atomic(entry / "model-settings.json", model_settings(CORRUPT, str(corrupt)))
         response = requests.post(f"{server.url}/v2/repository/models/{CORRUPT}/load", timeout=60)
         assert response.status_code == 422
         assert message in response.json()["error"] and "booster.ubj" in response.json()["error"]
@@ -416,7 +418,7 @@ def test_a_server_started_on_a_corrupt_bundle_never_becomes_ready(
         local_server.start(corrupt, other)  # refused before a process is started
     local_server.install(server.bundle, other)  # a valid repository entry ...
     entry = local_server.paths(other).model_settings_file(other.model_name)
-    write_json(entry, model_settings(other.model_name, str(corrupt)))  # ... pointing at it
+    write_json_atomic(entry, model_settings(other.model_name, str(corrupt)))  # ... pointing at it
     with pytest.raises(local_server.ServerError, match="sha256"):
         local_server.start(settings=other)
     assert local_server.running_pid(other) is None

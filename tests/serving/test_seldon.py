@@ -1,4 +1,4 @@
-"""Seldon manifests (serving.seldon): schema-valid, safe, wired together, and applied.
+"""Seldon manifests (deployment.seldon): schema-valid, safe, wired together, and applied.
 
 - Every rendered object validates against the openAPIV3Schema of its Seldon CRD
   (the served version; tests/inputs.py finds the files), read the way the API server reads it:
@@ -43,9 +43,18 @@ from sklearn.pipeline import Pipeline
 
 from churn.data.telco import load_telco
 from churn.schema import ENTITY_KEY, model_input_names
-from serving.bundle import BundleManifest
-from serving.drift_runtime import build_drift_model, drift_model_name
-from serving.seldon import (
+from deployment.drift_model import build_drift_model, drift_model_name
+from deployment.seldon.apply import DeploymentError, apply_manifests
+from deployment.seldon.render import (
+    render_drift_model,
+    render_model,
+    render_pipeline,
+    render_server,
+    seldon_v1_objects,
+    seldon_v2_objects,
+    to_yaml,
+)
+from deployment.seldon.spec import (
     CAPABILITY,
     HEALTH_LIVE,
     HEALTH_READY,
@@ -55,20 +64,12 @@ from serving.seldon import (
     SIDECAR_CONTAINERS,
     V1_MODEL_DIR,
     V1_SERVER_ROOT,
-    DeploymentError,
     Resources,
     SecretKeyRef,
     SeldonDeploymentSpec,
     SpecError,
-    apply_manifests,
-    render_drift_model,
-    render_model,
-    render_pipeline,
-    render_server,
-    seldon_v1_objects,
-    seldon_v2_objects,
-    to_yaml,
 )
+from serving.bundle import BundleManifest
 from serving.settings import ServingSettings
 
 NAMESPACE = "churn-prod"

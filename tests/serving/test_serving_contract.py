@@ -10,11 +10,10 @@ import pytest
 from mlserver.types import InferenceRequest
 
 from churn.models.encoding import encoded_feature_names
-from churn.models.serialize import BIAS
+from churn.models.serialize import BIAS, aggregation_matrix
 from churn.schema import model_input_names
 from serving.contract import TimeFormatter, build_response, parse_request, reason_codes
 from serving.errors import BadRequestError
-from serving.runtime import contribution_map
 
 LIMITS: dict[str, Any] = {"max_batch": 3, "reasons_default": False, "top_k_default": 3}
 
@@ -90,18 +89,23 @@ def test_response_has_one_value_per_customer_in_every_output() -> None:
 
 def test_reason_codes_rank_pushes_towards_churn_first() -> None:
     contributions = np.array([[0.1, -0.5, 0.7], [0.0, 0.2, -0.1]])
-    values = {"a": np.array([1.0, 2.0]), "b": ["x", "y"], "c": np.array([3.5, 4.5])}
-    codes = reason_codes(contributions, ["a", "b", "c"], values, 2, frozenset({"a"}))
+    features = ["tenure", "contract", "monthly_charges"]
+    values = {
+        "tenure": np.array([1.0, 2.0]),  # an integer feature, served as floats
+        "contract": ["Month-to-month", "Two year"],
+        "monthly_charges": np.array([3.5, 4.5]),
+    }
+    codes = reason_codes(contributions, features, values, 2)
     rows = [json.loads(r) for r in codes]
-    assert [r["feature"] for r in rows[0]] == ["c", "a"]
+    assert [r["feature"] for r in rows[0]] == ["monthly_charges", "tenure"]
     assert rows[0][1]["value"] == 1 and isinstance(rows[0][1]["value"], int)
-    assert [r["feature"] for r in rows[1]] == ["b", "a"]
-    assert rows[0][0] == {"feature": "c", "value": 3.5, "contribution": 0.7}
+    assert [r["feature"] for r in rows[1]] == ["contract", "tenure"]
+    assert rows[0][0] == {"feature": "monthly_charges", "value": 3.5, "contribution": 0.7}
 
 
 def test_contribution_map_sums_one_hot_columns_into_their_feature() -> None:
     names = [*encoded_feature_names(), BIAS]
-    mapping = contribution_map(names, model_input_names())
+    mapping = aggregation_matrix(names, model_input_names())
     assert mapping.shape == (len(names), len(model_input_names()))
     assert np.all(mapping[-1] == 0)  # the bias belongs to no feature
     assert np.all(mapping[:-1].sum(axis=1) == 1)  # every encoded column to exactly one

@@ -21,9 +21,10 @@ def installed() -> Iterator[None]:
         yield
     finally:
         warnings.showwarning = before
-        for name in {rule.logger for rule in console.RULES}:
+        for name in {rule.logger for rule in console.RULES} | {console.ZENML_RUN_LOGGER}:
             logger = logging.getLogger(name)
-            for f in [f for f in logger.filters if isinstance(f, console.RuleFilter)]:
+            ours = (console.RuleFilter, console.RunBanner)
+            for f in [f for f in logger.filters if isinstance(f, ours)]:
                 logger.removeFilter(f)
 
 
@@ -50,14 +51,29 @@ def test_feast_registry_refresh_lines_are_dropped_and_others_kept() -> None:
 
 
 @pytest.mark.usefixtures("installed")
-def test_zenml_login_hint_is_replaced_by_commands_that_work_here() -> None:
+def test_zenml_run_banner_is_one_line_naming_the_pipeline_and_the_hint_works_here() -> None:
+    run = console.ZENML_RUN_LOGGER
+    assert _emitted(run, "Registered new pipeline: `training_pipeline`.") == [
+        "Registered new pipeline: `training_pipeline`."
+    ]
+    assert _emitted(run, "Using user: `default`") == []
+    assert _emitted(run, "Using stack: `local`") == [
+        "training_pipeline runs on ZenML stack `local` (its components: "
+        "`zenml stack describe local`)"
+    ]
+    assert _emitted(run, "  orchestrator: `local_orchestrator`") == []
     hint = (
         "You can visualize your pipeline runs in the `ZenML Dashboard`. In order to try "
         "it locally, please run `zenml login --local`."
     )
-    lines = _emitted("zenml.pipelines.pipeline_definition", hint)
-    assert lines == [console.RUNS_HINT]
+    lines = _emitted(run, hint)
+    assert lines == [f"training_pipeline: {console.RUNS_HINT}"]
     assert "zenml login" not in lines[0] and "make mlflow-ui" in lines[0]
+    assert _emitted(run, "Caching is disabled by default for batch_inference_pipeline.") == [
+        "Caching is disabled by default for batch_inference_pipeline."
+    ]
+    assert _emitted(run, "Using stack: `eks`")[0].startswith("batch_inference_pipeline runs on")
+    assert _emitted(run, "Step load_data has started.") == ["Step load_data has started."]
 
 
 def test_install_is_idempotent(installed: None) -> None:

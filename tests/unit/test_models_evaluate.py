@@ -25,6 +25,7 @@ from churn.models.evaluate import (
     tenure_bucket,
     threshold_curve,
 )
+from configs import evaluation_terms
 
 Y = np.array([1, 0, 1, 1, 0, 0])
 S = np.array([0.9, 0.8, 0.7, 0.6, 0.5, 0.4])
@@ -129,7 +130,12 @@ def test_calibration_bins_cover_every_row() -> None:
 def test_evaluate_a_real_pipeline_and_write_every_plot(tmp_path: Path) -> None:
     frame = add_derived(generate(600, seed=2))
     model = build_pipeline("logreg", {"C": 1.0}, seed=0).fit(frame, frame["churn"])
-    e = evaluate(model, frame, frame["churn"], threshold_rule=ThresholdRule("recall_target", 0.8))
+    e = evaluate(
+        model,
+        frame,
+        frame["churn"],
+        **evaluation_terms(threshold_rule=ThresholdRule("recall_target", 0.8)),
+    )
     assert e.recall >= 0.8 and 0.5 < e.roc_auc <= 1.0
     assert {s.feature for s in e.slices} == {
         "contract",
@@ -148,4 +154,9 @@ def test_evaluate_a_real_pipeline_and_write_every_plot(tmp_path: Path) -> None:
 
 def test_single_class_labels_are_rejected() -> None:
     with pytest.raises(ValueError, match="both classes"):
-        evaluate(FixedScores(S), pd.DataFrame({"monthly_charges": [1.0] * 6}), np.zeros(6))
+        evaluate(
+            FixedScores(S),
+            pd.DataFrame({"monthly_charges": [1.0] * 6}),
+            np.zeros(6),
+            **evaluation_terms(),
+        )

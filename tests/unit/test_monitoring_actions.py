@@ -103,7 +103,7 @@ def test_retrain_runs_the_command_from_the_project_root(tmp_path: Path) -> None:
     config = tmp_path / "t.yaml"
     config.write_text("parameters: {}\n")
     script = "import os; print('trained in', os.getcwd())"
-    result = run_training_pipeline(config, command=[sys.executable, "-c", script])
+    result = run_training_pipeline(config, timeout_s=60.0, command=[sys.executable, "-c", script])
     assert result.returncode == 0
     assert f"trained in {PROJECT_ROOT}" in result.output_tail
 
@@ -113,5 +113,5 @@ def test_a_failed_training_run_raises_with_its_output(tmp_path: Path) -> None:
     config.write_text("parameters: {}\n")
     script = "import sys; print('gate min_roc_auc failed'); sys.exit(3)"
     with pytest.raises(RetrainError, match="exited with 3") as raised:
-        run_training_pipeline(config, command=[sys.executable, "-c", script])
+        run_training_pipeline(config, timeout_s=60.0, command=[sys.executable, "-c", script])
     assert "gate min_roc_auc failed" in str(raised.value)

@@ -77,6 +77,7 @@ def reports(detector: DriftDetector, detector_dir: Path) -> dict[str, DriftRepor
             source=SOURCE,
             window_size=500,
             max_windows=6,
+            drift_share=0.5,
             now=NOW,
         )
         for name, frame in current.items()
@@ -224,5 +225,7 @@ def test_drift_share_out_of_range_is_refused(detector: DriftDetector, detector_d
             add_derived(generate(600, seed=3)),
             model_version="m",
             source=SOURCE,
+            window_size=500,
+            max_windows=20,
             drift_share=1.0,
         )

@@ -15,7 +15,7 @@ version: see serving.bundle), so requests keep being answered during a reload, a
 bundle that fails to load leaves the old one serving (and model-settings.json is
 restored). Used by the Makefile, the deployment pipeline and the tests:
 
-    python -m serving.local_server start <bundle> | stop | status | reload <bundle>
+    python -m deployment.local_server start <bundle> | stop | status | reload <bundle>
 """
 
 from __future__ import annotations
@@ -34,15 +34,11 @@ from typing import Any
 
 import requests
 
+from churn.files import write_json_atomic
+from churn.inference import local_base_url
 from churn.settings import PROJECT_ROOT
-from serving.bundle import (
-    MODEL_SETTINGS,
-    SERVER_SETTINGS,
-    model_settings,
-    read_manifest,
-    server_settings,
-    write_json,
-)
+from deployment.bundle import model_settings, server_settings
+from serving.bundle import MODEL_SETTINGS, SERVER_SETTINGS, read_manifest
 from serving.settings import ServingSettings, get_serving_settings
 
 _LOG_TAIL = 40  # lines of the server log quoted by errors
@@ -96,8 +92,7 @@ def paths(settings: ServingSettings | None = None) -> ServerPaths:
 def base_url(settings: ServingSettings | None = None) -> str:
     """REST base URL of the local server."""
     s = settings or get_serving_settings()
-    host = "127.0.0.1" if s.host in ("0.0.0.0", "") else s.host
-    return f"http://{host}:{s.http_port}"
+    return local_base_url(s.host, s.http_port)
 
 
 def log_tail(settings: ServingSettings | None = None, lines: int = _LOG_TAIL) -> str:
@@ -118,10 +113,10 @@ def install(bundle_dir: Path, settings: ServingSettings | None = None) -> Path:
     read_manifest(bundle_dir)
     p = paths(s)
     p.repository.mkdir(parents=True, exist_ok=True)
-    write_json(p.repository / SERVER_SETTINGS, server_settings(s))
+    write_json_atomic(p.repository / SERVER_SETTINGS, server_settings(s))
     entry = p.model_settings_file(s.model_name)
     entry.parent.mkdir(parents=True, exist_ok=True)
-    write_json(entry, model_settings(s.model_name, str(bundle_dir)))
+    write_json_atomic(entry, model_settings(s.model_name, str(bundle_dir)))
     return p.repository
 
 
@@ -331,7 +326,7 @@ def reload(
         raise ServerError("no local MLServer is running; use start()")
     entry = paths(s).model_settings_file(s.model_name)
     previous = entry.read_text() if entry.is_file() else None
-    write_json(entry, model_settings(s.model_name, str(bundle_dir)))
+    write_json_atomic(entry, model_settings(s.model_name, str(bundle_dir)))
     try:
         r = requests.post(
             f"{base_url(s)}/v2/repository/models/{s.model_name}/load", timeout=timeout_s
@@ -368,8 +363,8 @@ def _say(line: str) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m serving.local_server start|stop|status|reload [bundle]`."""
-    parser = argparse.ArgumentParser(prog="python -m serving.local_server", description=__doc__)
+    """`python -m deployment.local_server start|stop|status|reload [bundle]`."""
+    parser = argparse.ArgumentParser(prog="python -m deployment.local_server", description=__doc__)
     sub = parser.add_subparsers(dest="action", required=True)
     start_p = sub.add_parser("start", help="start serving a bundle (or the installed one)")
     start_p.add_argument("bundle", nargs="?", type=Path)

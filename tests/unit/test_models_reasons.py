@@ -12,8 +12,8 @@ import pytest
 from churn.data.synthetic import generate
 from churn.features.derived import add_derived
 from churn.models.candidates import build_pipeline
+from churn.models.reasons import aggregation_matrix, feature_contributions, top_reasons
 from churn.models.serialize import ServingModel, load_model, save_model
-from churn.monitoring.reasons import aggregation_matrix, feature_contributions, top_reasons
 from churn.schema import model_input_names
 
 

@@ -1,99 +1,27 @@
-"""Deploy the registry's champion: fetch it, bundle it, serve it locally.
+"""Deploy the registry's champion: bundle it, serve it locally or on Seldon Core.
 
-The deployment pipeline's steps wrap these functions; `churn`-free callers (tests,
-the Makefile) use them directly. Kubernetes deployment renders Seldon objects from
-the same bundle (serving.seldon).
+The deployment pipeline's steps wrap these functions; tests and the Makefile call
+them directly. The champion itself is fetched by churn.models.registry.fetch_champion;
+Kubernetes deployment renders Seldon objects from the same bundle (deployment.seldon).
 """
 
 from __future__ import annotations
 
-import json
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from churn.models.registry import (
-    CHAMPION,
-    DRIFT_ARTIFACT,
-    SERVING_ARTIFACT,
-    resolve_tracking_uri,
-    use_tracking,
-)
-from serving import local_server
-from serving.bundle import BundleManifest, build_bundle, read_manifest
-from serving.drift_runtime import build_drift_model
-from serving.seldon import (
-    ApplyResult,
-    SeldonDeploymentSpec,
-    apply_manifests,
-    seldon_v1_objects,
-    seldon_v2_objects,
-)
+from churn.models.registry import ChampionArtifacts
+from deployment import local_server
+from deployment.bundle import build_bundle
+from deployment.drift_model import build_drift_model
+from deployment.seldon.apply import ApplyResult, apply_manifests
+from deployment.seldon.render import seldon_v1_objects, seldon_v2_objects
+from deployment.seldon.spec import SeldonDeploymentSpec
+from serving.bundle import BundleManifest, read_manifest
 from serving.settings import ServingSettings, get_serving_settings
-
-
-class ChampionError(RuntimeError):
-    """The champion could not be fetched from the registry or served locally.
-
-    (Cluster API failures are serving.seldon.DeploymentError, which names the object.)
-    """
-
-
-@dataclass(frozen=True)
-class ChampionArtifacts:
-    """The champion's files, downloaded from MLflow, and what the bundle needs to know."""
-
-    model_name: str
-    version: str
-    model_dir: Path
-    drift_dir: Path | None
-    threshold: float
-    feature_service: str
-
-
-def fetch_champion(
-    model_name: str, dst: Path | None = None, tracking_uri: str | None = None
-) -> ChampionArtifacts:
-    """Download the version behind alias "champion": serving model and drift detector.
-
-    The threshold and FeatureService come from the serving model's manifest metadata,
-    written by the training pipeline's register step, so they cannot drift apart from
-    the model they belong to.
-    """
-    from mlflow.exceptions import MlflowException
-
-    client = use_tracking(tracking_uri)
-    try:
-        version = client.get_model_version_by_alias(model_name, CHAMPION)
-    except MlflowException as e:  # no such model, or no champion alias
-        raise ChampionError(
-            f"no {CHAMPION!r} for model {model_name!r} at {resolve_tracking_uri(tracking_uri)}: "
-            "run the training pipeline first"
-        ) from e
-    target = dst or Path(tempfile.mkdtemp(prefix=f"{model_name}-v{version.version}-"))
-    model_dir = Path(client.download_artifacts(version.run_id, SERVING_ARTIFACT, str(target)))
-    artifacts = {a.path for a in client.list_artifacts(version.run_id)}
-    drift_dir = (
-        Path(client.download_artifacts(version.run_id, DRIFT_ARTIFACT, str(target)))
-        if DRIFT_ARTIFACT in artifacts
-        else None
-    )
-    metadata = json.loads((model_dir / "manifest.json").read_text()).get("metadata", {})
-    missing = [k for k in ("threshold", "feature_service") if k not in metadata]
-    if missing:
-        raise ChampionError(
-            f"{model_name} v{version.version}: serving model metadata lacks {missing}"
-        )
-    return ChampionArtifacts(
-        model_name=model_name,
-        version=str(version.version),
-        model_dir=model_dir,
-        drift_dir=drift_dir,
-        threshold=float(metadata["threshold"]),
-        feature_service=str(metadata["feature_service"]),
-    )
 
 
 def bundle_champion(
@@ -126,7 +54,7 @@ def deploy_local(bundle_dir: Path, settings: ServingSettings | None = None) -> s
         local_server.start(bundle_dir, s)
         served = local_server.served_version(s)
         if served is None:
-            raise ChampionError(
+            raise local_server.ServerError(
                 f"MLServer started but serves no version; see {local_server.paths(s).log_file}"
             )
         return served
@@ -163,7 +91,7 @@ def deploy_seldon(
 
     Seldon Core v2: Server + churn Model + drift Model + Pipeline chaining them; v1: a
     SeldonDeployment (protocol v2) whose runtime watches drift itself. Objects are
-    applied in dependency order; a failure raises serving.seldon.DeploymentError
+    applied in dependency order; a failure raises deployment.seldon.apply.DeploymentError
     naming the object.
     """
     manifest = read_manifest(bundle_dir)

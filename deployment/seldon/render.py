@@ -1,0 +1,349 @@
+"""Seldon Core objects for the churn model, rendered from a SeldonDeploymentSpec.
+
+Every function here is a pure function of the spec (see deployment.seldon for what
+runs on the cluster and the Seldon facts the objects rely on).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from deployment.seldon.spec import (
+    ANNOTATION_PREFIX,
+    CAPABILITY,
+    FIELD_MANAGER,
+    HEALTH_LIVE,
+    HEALTH_READY,
+    MLSERVER_CONTAINER,
+    PART_OF,
+    SELDON_V1_API,
+    SELDON_V2_API,
+    SERVER_CONFIG,
+    SERVER_HTTP_PORT_NAME,
+    SIDECAR_CONTAINERS,
+    V1_GRPC_PORT,
+    V1_HTTP_PORT,
+    V1_METRICS_PORT,
+    V1_SERVER_ROOT,
+    SeldonDeploymentSpec,
+    SpecError,
+    churn_env,
+    v1_env,
+)
+
+# ------------------------------------------------------------------ pieces
+
+
+def _labels(spec: SeldonDeploymentSpec, component: str) -> dict[str, str]:
+    return {
+        "app.kubernetes.io/name": spec.model_name,
+        "app.kubernetes.io/component": component,
+        "app.kubernetes.io/part-of": PART_OF,
+        "app.kubernetes.io/managed-by": FIELD_MANAGER,
+        "app.kubernetes.io/version": spec.model_version,
+    }
+
+
+def _annotations(spec: SeldonDeploymentSpec, uri: str) -> dict[str, str]:
+    return {
+        f"{ANNOTATION_PREFIX}/model-version": spec.model_version,
+        f"{ANNOTATION_PREFIX}/feature-service": spec.feature_service,
+        f"{ANNOTATION_PREFIX}/artifact-uri": uri,
+    }
+
+
+def _metadata(
+    spec: SeldonDeploymentSpec, name: str, component: str, uri: str | None = None
+) -> dict[str, Any]:
+    meta: dict[str, Any] = {
+        "name": name,
+        "namespace": spec.namespace,
+        "labels": _labels(spec, component),
+    }
+    if uri is not None:
+        meta["annotations"] = _annotations(spec, uri)
+    return meta
+
+
+def _env_list(spec: SeldonDeploymentSpec, plain: Mapping[str, str]) -> list[dict[str, Any]]:
+    """Plain values (rendered + spec.env), then every secret as a Secret key reference."""
+    out: list[dict[str, Any]] = [{"name": k, "value": v} for k, v in plain.items()]
+    out += [{"name": k, "value": spec.env[k]} for k in sorted(spec.env)]
+    out.append({"name": "CHURN_REDIS_PASSWORD", "valueFrom": spec.redis_password.to_k8s()})
+    out += [{"name": k, "valueFrom": spec.secret_env[k].to_k8s()} for k in sorted(spec.secret_env)]
+    return out
+
+
+def _env_from(spec: SeldonDeploymentSpec) -> list[dict[str, Any]]:
+    if spec.config_map is None:
+        return []
+    return [{"configMapRef": {"name": spec.config_map}}]
+
+
+def _container_security(spec: SeldonDeploymentSpec) -> dict[str, Any]:
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": spec.run_as_user,
+        "allowPrivilegeEscalation": False,
+        "privileged": False,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def _pod_security(spec: SeldonDeploymentSpec) -> dict[str, Any]:
+    # fsGroup 2000: the mlserver ServerConfig's, so the model volume stays writable.
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": spec.run_as_user,
+        "runAsGroup": spec.run_as_user,
+        "fsGroup": 2000,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def _probes(port: int | str) -> dict[str, Any]:
+    """MLServer's own health endpoints: ready = every loaded model is ready."""
+
+    def get(path: str, **timing: int) -> dict[str, Any]:
+        return {"httpGet": {"path": path, "port": port}, "timeoutSeconds": 2, **timing}
+
+    return {
+        # cold start 8-10 s, Feast and the detector a few more (docs/decisions.md, 2): up to 3 min
+        "startupProbe": get(HEALTH_LIVE, periodSeconds=5, failureThreshold=36),
+        "readinessProbe": get(HEALTH_READY, periodSeconds=5, failureThreshold=3),
+        "livenessProbe": get(HEALTH_LIVE, periodSeconds=10, failureThreshold=3),
+    }
+
+
+# ------------------------------------------------------------------ Seldon Core v2
+
+
+def render_server(spec: SeldonDeploymentSpec) -> dict[str, Any]:
+    """The Server: Seldon's mlserver ServerConfig running the project's image."""
+    mlserver: dict[str, Any] = {
+        "name": MLSERVER_CONTAINER,
+        "image": spec.image,
+        "imagePullPolicy": "IfNotPresent",
+        # The ServerConfig sets no command; this is the stock MLServer image's, so the
+        # Server does not depend on our image's CMD. $(VAR) is expanded by Kubernetes.
+        "command": ["mlserver", "start", "$(MLSERVER_MODELS_DIR)"],
+        "env": _env_list(spec, churn_env(spec)),
+        "resources": spec.resources.to_k8s(),
+        "securityContext": _container_security(spec),
+        **_probes(SERVER_HTTP_PORT_NAME),
+    }
+    env_from = _env_from(spec)
+    if env_from:
+        mlserver["envFrom"] = env_from
+    sidecars = [
+        {
+            "name": name,
+            "resources": spec.sidecar_resources.to_k8s(),
+            "securityContext": _container_security(spec),
+        }
+        for name in SIDECAR_CONTAINERS
+    ]
+    return {
+        "apiVersion": SELDON_V2_API,
+        "kind": "Server",
+        "metadata": _metadata(spec, spec.server_name, "server"),
+        "spec": {
+            "serverConfig": SERVER_CONFIG,
+            "extraCapabilities": [CAPABILITY],
+            "replicas": spec.replicas,
+            "minReplicas": spec.min_replicas,
+            "maxReplicas": spec.max_replicas,
+            "podSpec": {
+                "serviceAccountName": spec.service_account,
+                "securityContext": _pod_security(spec),
+                "containers": [mlserver, *sidecars],
+            },
+        },
+    }
+
+
+def _model(
+    spec: SeldonDeploymentSpec,
+    *,
+    name: str,
+    component: str,
+    uri: str,
+    memory: str,
+    replicas: dict[str, int],
+) -> dict[str, Any]:
+    model_spec: dict[str, Any] = {
+        "storageUri": uri,
+        "requirements": [CAPABILITY],
+        "server": spec.server_name,
+        "memory": memory,
+        **replicas,
+    }
+    if spec.storage_secret is not None:
+        model_spec["secretName"] = spec.storage_secret
+    return {
+        "apiVersion": SELDON_V2_API,
+        "kind": "Model",
+        "metadata": _metadata(spec, name, component, uri),
+        "spec": model_spec,
+    }
+
+
+def render_model(spec: SeldonDeploymentSpec) -> dict[str, Any]:
+    """The churn Model: the serving bundle, on our Server only."""
+    return _model(
+        spec,
+        name=spec.model_name,
+        component="model",
+        uri=spec.bundle_uri,
+        memory=spec.model_memory,
+        replicas={
+            "replicas": spec.replicas,
+            "minReplicas": spec.min_replicas,
+            "maxReplicas": spec.max_replicas,
+        },
+    )
+
+
+def render_drift_model(spec: SeldonDeploymentSpec) -> dict[str, Any]:
+    """The drift Model. One replica: the windows of rows are per replica, and one
+    replica checks a 500-row window in 13-18 ms (docs/decisions.md, 4)."""
+    if spec.drift_uri is None:
+        raise SpecError("drift_uri", "is None: there is no drift model to render")
+    return _model(
+        spec,
+        name=spec.drift_model_name,
+        component="drift-detector",
+        uri=spec.drift_uri,
+        memory=spec.drift_memory,
+        replicas={"replicas": 1},
+    )
+
+
+def render_pipeline(spec: SeldonDeploymentSpec) -> dict[str, Any]:
+    """churn -> churn-drift; the client gets the churn step's output only."""
+    steps: list[dict[str, Any]] = [{"name": spec.model_name}]
+    if spec.has_drift:
+        drift_step: dict[str, Any] = {
+            "name": spec.drift_model_name,
+            "inputs": [f"{spec.model_name}.outputs"],
+        }
+        if spec.drift_batch_size is not None:
+            drift_step["batch"] = {"size": spec.drift_batch_size}
+        steps.append(drift_step)
+    return {
+        "apiVersion": SELDON_V2_API,
+        "kind": "Pipeline",
+        "metadata": _metadata(spec, spec.pipeline, "pipeline"),
+        "spec": {"steps": steps, "output": {"steps": [spec.model_name]}},
+    }
+
+
+def seldon_v2_objects(spec: SeldonDeploymentSpec) -> list[dict[str, Any]]:
+    """Server, Model(s) and Pipeline, in the order to apply them."""
+    objects = [render_server(spec), render_model(spec)]
+    if spec.has_drift:
+        objects.append(render_drift_model(spec))
+    objects.append(render_pipeline(spec))
+    return objects
+
+
+# ------------------------------------------------------------------ Seldon Core v1
+
+
+def _v1_container(spec: SeldonDeploymentSpec) -> dict[str, Any]:
+    """The SeldonDeployment's one container: MLServer configured from its environment."""
+    plain = {
+        **v1_env(spec),
+        **churn_env(spec),
+        # no Pipeline in v1: the runtime's background monitor checks drift
+        "CHURN_SERVING_EMIT_FEATURES": "false",
+        "CHURN_SERVING_DRIFT_ENABLED": "true",
+    }
+    ports = {"http": V1_HTTP_PORT, "grpc": V1_GRPC_PORT, "metrics": V1_METRICS_PORT}
+    container: dict[str, Any] = {
+        "name": spec.model_name,  # the graph unit's name: the storage initializer mounts here
+        "image": spec.image,
+        "imagePullPolicy": "IfNotPresent",
+        "command": ["mlserver", "start", V1_SERVER_ROOT],
+        "env": _env_list(spec, plain),
+        "ports": [
+            {"name": name, "containerPort": port, "protocol": "TCP"} for name, port in ports.items()
+        ],
+        "resources": spec.resources.to_k8s(),
+        "securityContext": _container_security(spec),
+        "volumeMounts": [{"name": "mlserver-root", "mountPath": V1_SERVER_ROOT}],
+        **_probes("http"),
+    }
+    env_from = _env_from(spec)
+    if env_from:
+        container["envFrom"] = env_from
+    return container
+
+
+def _v1_component(spec: SeldonDeploymentSpec) -> dict[str, Any]:
+    """Pod, autoscaler (CPU) and disruption budget of the v1 predictor."""
+    cpu_target = {"type": "Utilization", "averageUtilization": 70}
+    return {
+        "spec": {
+            "serviceAccountName": spec.service_account,
+            "securityContext": _pod_security(spec),
+            "containers": [_v1_container(spec)],
+            "volumes": [{"name": "mlserver-root", "emptyDir": {}}],
+        },
+        "hpaSpec": {
+            "minReplicas": spec.min_replicas,
+            "maxReplicas": spec.max_replicas,
+            "metricsv2": [{"type": "Resource", "resource": {"name": "cpu", "target": cpu_target}}],
+        },
+        "pdbSpec": {"maxUnavailable": 1},
+    }
+
+
+def render_seldon_deployment(spec: SeldonDeploymentSpec) -> dict[str, Any]:
+    """A Seldon Core v1 SeldonDeployment (protocol v2) running the churn runtime.
+
+    MLServer starts on an empty folder (an emptyDir) and takes its settings and the
+    model's from MLSERVER_* variables, so nothing in the bundle (its settings.json is
+    for a laptop) decides ports or interfaces; Seldon's storage initializer puts the
+    bundle (graph.modelUri) at /mnt/models. Drift runs in the runtime's background
+    monitor. The drift_* spec fields other than drift_window are not used.
+    """
+    graph: dict[str, Any] = {
+        "name": spec.model_name,
+        "type": "MODEL",
+        "modelUri": spec.bundle_uri,
+        "serviceAccountName": spec.service_account,  # the storage initializer's (IRSA)
+        "children": [],
+    }
+    if spec.storage_secret is not None:
+        graph["envSecretRefName"] = spec.storage_secret
+    predictor = {
+        "name": "default",
+        "replicas": spec.replicas,
+        "graph": graph,
+        "componentSpecs": [_v1_component(spec)],
+    }
+    return {
+        "apiVersion": SELDON_V1_API,
+        "kind": "SeldonDeployment",
+        "metadata": _metadata(spec, spec.model_name, "model", spec.bundle_uri),
+        "spec": {"protocol": "v2", "predictors": [predictor]},
+    }
+
+
+def seldon_v1_objects(spec: SeldonDeploymentSpec) -> list[dict[str, Any]]:
+    """The Seldon Core v1 alternative: one SeldonDeployment."""
+    return [render_seldon_deployment(spec)]
+
+
+def to_yaml(objects: Iterable[Mapping[str, Any]]) -> str:
+    """A multi-document YAML of `objects` (for `kubectl apply -f -`, CI artefacts, review)."""
+    import yaml
+
+    class Dumper(yaml.SafeDumper):
+        def ignore_aliases(self, data: Any) -> bool:  # plain YAML: no &anchors / *aliases
+            return True
+
+    return yaml.dump_all([dict(o) for o in objects], Dumper=Dumper, sort_keys=False)
