@@ -41,6 +41,7 @@ import pyarrow.parquet as pq
 import requests
 import uvloop
 
+from churn.inference import infer_path, request_body
 from churn.schema import ENTITY_KEY, Group
 from churn.settings import get_settings
 from deployment.local_server import base_url
@@ -116,9 +117,7 @@ class Pool:
 
 
 def raw_request(host: str, path: str, ids: list[str]) -> bytes:
-    body = json.dumps(
-        {"inputs": [{"name": ENTITY_KEY, "shape": [len(ids)], "datatype": "BYTES", "data": ids}]}
-    ).encode()
+    body = json.dumps(request_body(ids, reasons=False)).encode()  # the served default
     head = (
         f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
         f"Content-Length: {len(body)}\r\n\r\n"
@@ -293,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
     bundle = Path(params["bundle"])
     ids = customer_ids()
     host, _, port = args.url.removeprefix("http://").partition(":")
-    path = f"/v2/models/{args.model}/infer"
+    path = infer_path(args.model)
     rng = np.random.default_rng(0)
     singles = [raw_request(host, path, [ids[i]]) for i in rng.integers(0, len(ids), 5000)]
     batches = [

@@ -61,6 +61,7 @@ class ErrorCode(StrEnum):
     MODEL_UNAVAILABLE = "model_unavailable"
     LOAD_ERROR = "load_error"
     DRIFT_CHECK = "drift_check_error"
+    STREAMING_UNSUPPORTED = "streaming_unsupported"
     INTERNAL = "internal_error"
 
 

@@ -41,6 +41,7 @@ from deployment.bundle import model_settings, server_settings
 from serving.bundle import MODEL_SETTINGS, SERVER_SETTINGS, read_manifest
 from serving.settings import ServingSettings, get_serving_settings
 
+SERVER_MODULE = "serving.server"  # MLServer with the churn front
 _LOG_TAIL = 40  # lines of the server log quoted by errors
 
 
@@ -121,10 +122,8 @@ def install(bundle_dir: Path, settings: ServingSettings | None = None) -> Path:
 
 
 def _mlserver_command() -> list[str]:
-    script = Path(sys.executable).with_name("mlserver")
-    if script.is_file():
-        return [str(script)]
-    return [sys.executable, "-c", "from mlserver.cli import main; main()"]
+    """MLServer's CLI with the churn front (serving.server), on this interpreter."""
+    return [sys.executable, "-m", SERVER_MODULE]
 
 
 def _child_env(extra: Mapping[str, str] | None) -> dict[str, str]:
@@ -146,7 +145,7 @@ def _read_pid(pid_file: Path) -> int | None:
 
 
 def _is_our_server(pid: int, repository: Path) -> bool:
-    """True if `pid` is an `mlserver start` of this repository (not a recycled pid)."""
+    """True if `pid` is a `serving.server start` of this repository (not a recycled pid)."""
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except (FileNotFoundError, PermissionError):
@@ -156,7 +155,7 @@ def _is_our_server(pid: int, repository: Path) -> bool:
             return False
         return True  # no /proc (macOS): trust the pid file
     args = [a.decode(errors="replace") for a in cmdline if a]
-    return any("mlserver" in a for a in args) and str(repository) in args
+    return SERVER_MODULE in args and str(repository) in args
 
 
 def running_pid(settings: ServingSettings | None = None) -> int | None:

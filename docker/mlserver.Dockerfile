@@ -73,4 +73,4 @@ HEALTHCHECK --interval=10s --timeout=3s --start-period=60s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/v2/health/ready' % os.environ.get('MLSERVER_HTTP_PORT', '8080'), timeout=2)"]
 # /srv/mlserver holds no settings.json: MLServer takes server and model settings
 # from the MLSERVER_* environment and serves the bundle at MLSERVER_MODEL_URI.
-CMD ["mlserver", "start", "/srv/mlserver"]
+CMD ["python", "-m", "serving.server", "start", "/srv/mlserver"]

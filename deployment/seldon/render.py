@@ -19,6 +19,7 @@ from deployment.seldon.spec import (
     PART_OF,
     SELDON_V1_API,
     SELDON_V2_API,
+    SERVER_COMMAND,
     SERVER_CONFIG,
     SERVER_HTTP_PORT_NAME,
     SIDECAR_CONTAINERS,
@@ -128,7 +129,7 @@ def render_server(spec: SeldonDeploymentSpec) -> dict[str, Any]:
         "imagePullPolicy": "IfNotPresent",
         # The ServerConfig sets no command; this is the stock MLServer image's, so the
         # Server does not depend on our image's CMD. $(VAR) is expanded by Kubernetes.
-        "command": ["mlserver", "start", "$(MLSERVER_MODELS_DIR)"],
+        "command": [*SERVER_COMMAND, "$(MLSERVER_MODELS_DIR)"],
         "env": _env_list(spec, churn_env(spec)),
         "resources": spec.resources.to_k8s(),
         "securityContext": _container_security(spec),
@@ -266,7 +267,7 @@ def _v1_container(spec: SeldonDeploymentSpec) -> dict[str, Any]:
         "name": spec.model_name,  # the graph unit's name: the storage initializer mounts here
         "image": spec.image,
         "imagePullPolicy": "IfNotPresent",
-        "command": ["mlserver", "start", V1_SERVER_ROOT],
+        "command": [*SERVER_COMMAND, V1_SERVER_ROOT],
         "env": _env_list(spec, plain),
         "ports": [
             {"name": name, "containerPort": port, "protocol": "TCP"} for name, port in ports.items()

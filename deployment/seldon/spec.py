@@ -34,6 +34,8 @@ PLURALS: Final[dict[str, str]] = {
     "SeldonDeployment": "seldondeployments",
 }
 SERVER_CONFIG: Final = "mlserver"
+# MLServer with the churn front (serving.server: streaming routes answer 400, not 500).
+SERVER_COMMAND: Final = ("python", "-m", "serving.server", "start")
 MLSERVER_CONTAINER: Final = "mlserver"  # container names of Seldon's mlserver ServerConfig
 SIDECAR_CONTAINERS: Final = ("agent", "rclone")
 SERVER_HTTP_PORT_NAME: Final = "server-http"  # the ServerConfig's MLServer port (9000)

@@ -826,7 +826,6 @@ SERVER_CONFIG_ENV = {
     "MLSERVER_MODEL_PARALLEL_WORKERS": "1",
     "MLSERVER_LOAD_MODELS_AT_STARTUP": "false",
 }
-MLSERVER_BIN = Path(sys.executable).with_name("mlserver")
 
 
 @dataclass
@@ -861,8 +860,9 @@ def resolve_env(
 def run_container(
     command: list[str], env: dict[str, str], http_port: int, probe: str, log: Path
 ) -> Running:
-    """Start `command` (its "mlserver" is this venv's; $(VAR) expanded like Kubernetes)."""
-    argv = [str(MLSERVER_BIN) if a == "mlserver" else a for a in command]
+    """Start `command` (its "python" is this venv's, as on the image's PATH; $(VAR)
+    expanded like Kubernetes)."""
+    argv = [sys.executable if a == "python" else a for a in command]
     argv = [re.sub(r"\$\((\w+)\)", lambda m: env[m.group(1)], a) for a in argv]
     base = {k: os.environ[k] for k in ("PATH", "HOME", "LANG", "TMPDIR") if k in os.environ}
     with log.open("wb") as out:
