@@ -102,25 +102,22 @@ HEADLINE_METRICS = ("roc_auc", "pr_auc", "precision", "recall", "f1", "brier", "
 
 
 def _model(args: argparse.Namespace) -> int:
-    import mlflow
+    from churn.models.registry import NoChampionError, champion_ref, rollback, use_tracking
 
-    from churn.models.registry import CHAMPION, rollback, use_tracking
-
-    client = use_tracking()
     if args.action == "rollback":
         restored = rollback(args.name)
         print(f"{args.name}: champion rolled back to version {restored}")
         return 0
     try:
-        version = client.get_model_version_by_alias(args.name, CHAMPION)
-    except mlflow.exceptions.MlflowException as e:
-        print(f"churn: no champion for {args.name!r} yet ({e.message})", file=sys.stderr)
+        ref = champion_ref(args.name)
+    except NoChampionError as e:
+        print(f"churn: {e}", file=sys.stderr)
         return 1
-    run = client.get_run(version.run_id)
+    run = use_tracking().get_run(ref.run_id)
     metrics = run.data.metrics
     shown = ", ".join(f"{m}={metrics[f'test_{m}']:.4f}" for m in HEADLINE_METRICS)
     print(
-        f"{args.name} champion: version {version.version} "
+        f"{args.name} champion: version {ref.version} "
         f"({run.data.tags.get('model_kind')}), held-out {shown}"
     )
     return 0

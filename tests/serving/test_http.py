@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import shutil
 import signal
 import threading
@@ -508,3 +509,32 @@ def test_reload_swaps_the_bundle_without_failing_a_request(
     assert local_server.served_version(server.env.serving) == "2"
     drift = requests.get(f"{server.url}/v2/models/{MODEL}/drift", timeout=5).json()
     assert drift["enabled"] is False and "no drift detector" in drift["reason"]
+
+
+def test_churn_predict_prints_people_formatted_reasons(
+    server: Server, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The CLI as a client: its URL and model from CHURN_SERVING_*, reasons for people."""
+    from churn.cli import main
+
+    ids = server.ids[:3]
+    assert main(["predict", *ids]) == 0  # no --url: EndpointSettings, as the server's
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert [line.split(":", 1)[0] for line in lines] == ids
+    for line in lines:
+        assert "P(churn)=0." in line and f"model={MODEL}" not in line  # the bundle's version
+        reasons = line.split(" | ", 1)[1].split(", ")
+        assert len(reasons) == 3
+        for reason in reasons:  # feature=value (+0.12): no float tails
+            value = reason.split("=", 1)[1].rsplit(" (", 1)[0]
+            assert len(value) <= 24 and not re.search(r"\.\d{5,}", value), reason
+
+
+def test_churn_predict_reports_unknown_ids_by_code(
+    server: Server, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from churn.cli import main
+
+    assert main(["predict", "--url", server.url, "NO-SUCH-ID"]) == 1
+    err = capsys.readouterr().err
+    assert "HTTP 404 unknown_customer" in err and "NO-SUCH-ID" in err
