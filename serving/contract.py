@@ -37,7 +37,7 @@ import numpy as np
 import numpy.typing as npt
 from mlserver.types import InferenceRequest, InferenceResponse, Parameters, ResponseOutput
 
-from churn.inference import INPUT_NAME
+from churn.inference import EVENT_TIME, INPUT_NAME, LABEL, MODEL_VERSION, PROBABILITY, REASONS
 from churn.models.reasons import reason_records
 from churn.schema import categorical_names
 from serving.errors import BadRequestError
@@ -195,17 +195,17 @@ def build_response(
     n = len(probabilities)
     outputs = [
         ResponseOutput(
-            name="churn_probability", shape=[n], datatype="FP64", data=probabilities.tolist()
+            name=PROBABILITY, shape=[n], datatype="FP64", data=probabilities.tolist()
         ),
         ResponseOutput(
-            name="churn_label", shape=[n], datatype="BOOL",
+            name=LABEL, shape=[n], datatype="BOOL",
             data=(probabilities >= threshold).tolist(),
         ),
-        ResponseOutput(name="model_version", shape=[n], datatype="BYTES", data=[model_version] * n),
-        ResponseOutput(name="feature_event_time", shape=[n], datatype="BYTES", data=event_times),
+        ResponseOutput(name=MODEL_VERSION, shape=[n], datatype="BYTES", data=[model_version] * n),
+        ResponseOutput(name=EVENT_TIME, shape=[n], datatype="BYTES", data=event_times),
     ]  # fmt: skip
     if reasons is not None:
-        outputs.append(ResponseOutput(name="reasons", shape=[n], datatype="BYTES", data=reasons))
+        outputs.append(ResponseOutput(name=REASONS, shape=[n], datatype="BYTES", data=reasons))
     if features is not None:
         outputs.extend(feature_outputs(features))
     return InferenceResponse(
