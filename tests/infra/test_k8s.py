@@ -429,6 +429,47 @@ def test_pipeline_role_is_least_privilege(rendered: Rendered) -> None:
         assert tokens["churn-mlflow"] is False and tokens["churn-feast"] is False, overlay
 
 
+# What Seldon Core v2.9.1's agent sidecar does with the API (operator
+# rbac_reconciler.go "agent-role", bound there to Seldon's own seldon-server account):
+# it watches ConfigMap seldon-agent before loading any model and reads storage Secrets.
+SELDON_AGENT_RULES = {
+    ("", "configmaps"): {"get", "list", "watch"},
+    ("", "secrets"): {"get", "list", "watch"},
+}
+
+
+def _granted(objs: list[dict[str, Any]], account: str) -> dict[tuple[str, str], set[str]]:
+    """(apiGroup, resource) -> verbs the namespace's RoleBindings grant a ServiceAccount."""
+    roles = by_kind(objs, "Role")
+    granted: dict[tuple[str, str], set[str]] = {}
+    for binding in by_kind(objs, "RoleBinding").values():
+        subjects = binding.get("subjects", [])
+        if not any(s["kind"] == "ServiceAccount" and s["name"] == account
+                   and s.get("namespace") == "churn" for s in subjects):  # fmt: skip
+            continue
+        assert binding["roleRef"]["kind"] == "Role", binding["metadata"]["name"]
+        for rule in roles[binding["roleRef"]["name"]]["rules"]:
+            for group in rule["apiGroups"]:
+                for resource in rule["resources"]:
+                    granted.setdefault((group, resource), set()).update(rule["verbs"])
+    return granted
+
+
+def test_the_server_account_has_exactly_the_seldon_agents_api_rights(rendered: Rendered) -> None:
+    """Without a RoleBinding the agent's ConfigMap watch is refused and no model loads."""
+    for overlay in ("kind", "eks"):
+        objs = rendered[overlay]
+        servers = by_kind(objs, "Server")
+        assert servers, overlay
+        for server in servers.values():
+            account = server["spec"]["podSpec"]["serviceAccountName"]
+            assert _granted(objs, account) == SELDON_AGENT_RULES, (overlay, account)
+            token = by_kind(objs, "ServiceAccount")[account].get("automountServiceAccountToken")
+            assert token is not False, (overlay, account)  # the agent needs the token
+    # Seldon v1 has no agent: its serving account gets no API rights
+    assert _granted(rendered["seldon-v1"], "churn-serving") == {}
+
+
 def test_eks_service_accounts_carry_their_irsa_roles(rendered: Rendered) -> None:
     cluster = env_file(K8S_DIR / "components" / "eks" / "cluster.env")
     for overlay in ("eks", "seldon-v1"):
