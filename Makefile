@@ -13,7 +13,7 @@ ZENML := $(VENV)/bin/zenml
 # MLflow. `source .venv/bin/activate` sets the same variable for direct zenml commands.
 export ZENML_CONFIG_PATH ?= $(CURDIR)/.churn/zenml
 
-.PHONY: help setup lock redis-start redis-stop redis-status features lookup stack-local stack-eks feature-pipeline training-pipeline deployment-pipeline serve-status serve-stop predict batch-pipeline drift-pipeline champion mlflow-ui dashboard demo test crds lint format bench images k8s-render seldon-manifests clean-state
+.PHONY: help setup lock redis-start redis-stop redis-status features lookup stack-local stack-eks feature-pipeline training-pipeline deployment-pipeline serve-status serve-stop predict batch-pipeline drift-pipeline champion mlflow-ui zenml-ui dashboard demo test crds lint format bench images k8s-render seldon-manifests clean-state
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -76,6 +76,11 @@ drift-pipeline: setup ## zenml pipeline run of drift monitoring (report in .chur
 
 mlflow-ui: setup ## MLflow UI on http://localhost:5000 over this checkout's tracking store
 	$(VENV)/bin/mlflow ui --backend-store-uri "$$($(PY) -c 'from churn.settings import get_settings; print(get_settings().tracking_uri)')"
+
+ZENML_UI_PORT ?= 8237
+
+zenml-ui: ## ZenML's dashboard on http://127.0.0.1:8237 (ZENML_UI_PORT) over this checkout's store; own pinned env
+	@bash scripts/zenml_ui.sh --port $(ZENML_UI_PORT)
 
 champion: ## print the champion's held-out metrics from MLflow
 	@$(CHURN) model champion
