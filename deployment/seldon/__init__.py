@@ -15,6 +15,12 @@ What runs on the cluster (Seldon Core v2, the default):
                              the output is the churn step's, so the drift step runs off
                              the client's path (asynchronously, over Seldon's Kafka).
 
+Models are downloaded by the agent's rclone through the remote `s3`
+(render.rclone_remote), which it reads from the Secret each Model names in
+spec.secretName (churn-rclone: env_auth, i.e. IRSA, on EKS; MinIO keys on kind); v1's
+storage initializer takes the same remote as RCLONE_CONFIG_S3_* from
+graph.envSecretRefName (churn-rclone-env).
+
 The Server sets CHURN_SERVING_EMIT_FEATURES=true (the churn step answers with the
 feature rows it scored, which the drift step reads) and CHURN_SERVING_DRIFT_ENABLED=false
 (drift is the Pipeline's job there, not the churn runtime's background monitor).

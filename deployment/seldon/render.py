@@ -6,6 +6,7 @@ runs on the cluster and the Seldon facts the objects rely on).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -17,6 +18,10 @@ from deployment.seldon.spec import (
     HEALTH_READY,
     MLSERVER_CONTAINER,
     PART_OF,
+    RCLONE_CONTAINER,
+    RCLONE_REGION_ENV,
+    RCLONE_REMOTE,
+    REGION_KEY,
     SELDON_V1_API,
     SELDON_V2_API,
     SERVER_COMMAND,
@@ -118,6 +123,84 @@ def _probes(port: int | str) -> dict[str, Any]:
     }
 
 
+# ------------------------------------------------------------------ model storage (rclone)
+
+
+def rclone_remote(
+    *,
+    endpoint: str | None = None,
+    access_key_id: str | None = None,
+    secret_access_key: str | None = None,
+    region: str | None = None,
+) -> dict[str, Any]:
+    """The rclone remote `s3` every storageUri is read through, as Seldon's agent takes it.
+
+    Without keys: AWS S3 with env_auth, i.e. the AWS SDK's default chain, which on EKS
+    picks up the pod's IRSA web identity (no key anywhere). With an endpoint and keys:
+    an S3-compatible store (MinIO on kind). Parameter values are strings, as the agent's
+    struct (map[string]string) and rclone's config/create take them.
+    """
+    keys = (access_key_id, secret_access_key)
+    if any(keys) and not (all(keys) and endpoint):
+        raise ValueError(
+            "an S3-compatible remote needs endpoint, access_key_id and secret_access_key"
+        )
+    parameters: dict[str, str]
+    if endpoint is None:
+        parameters = {"provider": "AWS", "env_auth": "true"}
+    else:
+        parameters = {"provider": "Minio", "env_auth": "false", "endpoint": endpoint}
+        if access_key_id and secret_access_key:
+            parameters |= {"access_key_id": access_key_id, "secret_access_key": secret_access_key}
+    if region is not None:
+        parameters["region"] = region
+    return {"name": RCLONE_REMOTE, "type": "s3", "parameters": parameters}
+
+
+def rclone_env(remote: Mapping[str, Any]) -> dict[str, str]:
+    """The same remote as rclone's environment variables (RCLONE_CONFIG_<NAME>_<KEY>)."""
+    prefix = f"RCLONE_CONFIG_{remote['name'].upper()}_"
+    env = {f"{prefix}TYPE": remote["type"]}
+    env |= {f"{prefix}{k.upper()}": v for k, v in remote["parameters"].items()}
+    return env
+
+
+def _storage_secret(
+    spec: SeldonDeploymentSpec, name: str | None, field_name: str, data: dict[str, str]
+) -> dict[str, Any]:
+    if name is None:
+        raise SpecError(field_name, "is None: there is no storage Secret to render")
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "name": name,
+            "namespace": spec.namespace,
+            # no managed-by: the platform applies it, not the deployment pipeline
+            "labels": {
+                "app.kubernetes.io/component": "model-storage",
+                "app.kubernetes.io/part-of": PART_OF,
+            },
+        },
+        "type": "Opaque",
+        "stringData": data,
+    }
+
+
+def render_rclone_secret(spec: SeldonDeploymentSpec, remote: Mapping[str, Any]) -> dict[str, Any]:
+    """v2: the Secret a Model's spec.secretName names; one key, the remote as JSON."""
+    return _storage_secret(
+        spec, spec.storage_secret, "storage_secret", {remote["name"]: json.dumps(remote)}
+    )
+
+
+def render_rclone_env_secret(
+    spec: SeldonDeploymentSpec, remote: Mapping[str, Any]
+) -> dict[str, Any]:
+    """v1: the Secret graph.envSecretRefName names (the storage initializer's env)."""
+    return _storage_secret(spec, spec.storage_env_secret, "storage_env_secret", rclone_env(remote))
+
+
 # ------------------------------------------------------------------ Seldon Core v2
 
 
@@ -138,7 +221,7 @@ def render_server(spec: SeldonDeploymentSpec) -> dict[str, Any]:
     env_from = _env_from(spec)
     if env_from:
         mlserver["envFrom"] = env_from
-    sidecars = [
+    sidecars: list[dict[str, Any]] = [
         {
             "name": name,
             "resources": spec.sidecar_resources.to_k8s(),
@@ -146,6 +229,12 @@ def render_server(spec: SeldonDeploymentSpec) -> dict[str, Any]:
         }
         for name in SIDECAR_CONTAINERS
     ]
+    if spec.config_map is not None:
+        # rclone signs S3 requests for the bucket's region (else us-east-1, then a
+        # redirect): the cluster's region, when the ConfigMap has one (EKS; not kind)
+        region = {"name": spec.config_map, "key": REGION_KEY, "optional": True}
+        rclone = next(c for c in sidecars if c["name"] == RCLONE_CONTAINER)
+        rclone["env"] = [{"name": RCLONE_REGION_ENV, "valueFrom": {"configMapKeyRef": region}}]
     return {
         "apiVersion": SELDON_V2_API,
         "kind": "Server",
@@ -318,8 +407,8 @@ def render_seldon_deployment(spec: SeldonDeploymentSpec) -> dict[str, Any]:
         "serviceAccountName": spec.service_account,  # the storage initializer's (IRSA)
         "children": [],
     }
-    if spec.storage_secret is not None:
-        graph["envSecretRefName"] = spec.storage_secret
+    if spec.storage_env_secret is not None:
+        graph["envSecretRefName"] = spec.storage_env_secret
     predictor = {
         "name": "default",
         "replicas": spec.replicas,

@@ -37,7 +37,9 @@ SERVER_CONFIG: Final = "mlserver"
 # MLServer with the churn front (serving.server: streaming routes answer 400, not 500).
 SERVER_COMMAND: Final = ("python", "-m", "serving.server", "start")
 MLSERVER_CONTAINER: Final = "mlserver"  # container names of Seldon's mlserver ServerConfig
-SIDECAR_CONTAINERS: Final = ("agent", "rclone")
+AGENT_CONTAINER: Final = "agent"
+RCLONE_CONTAINER: Final = "rclone"
+SIDECAR_CONTAINERS: Final = (AGENT_CONTAINER, RCLONE_CONTAINER)
 SERVER_HTTP_PORT_NAME: Final = "server-http"  # the ServerConfig's MLServer port (9000)
 CAPABILITY: Final = "churn-mlops"  # advertised by our Server, required by our Models
 FIELD_MANAGER: Final = "churn-mlops"
@@ -71,6 +73,21 @@ _SUFFIX: Final[dict[str, float]] = {
 _SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|CREDENTIAL|ACCESS_KEY|PRIVATE_KEY|AUTH")
 _SECRET_VALUE = re.compile(r"password=|://[^/\s]*:[^/\s]*@", re.IGNORECASE)
 STORAGE_SCHEMES: Final = frozenset({"s3", "gs", "az", "azureblob"})
+# Model storage: Seldon's agent (v2) and v1's storage initializer download a storageUri
+# with rclone, which needs a remote named like the URI's scheme. deployment.seldon.render
+# .rclone_remote is the one definition of that remote; it reaches rclone as
+#   v2: the Secret a Model names in spec.secretName, exactly one key whose value is the
+#       remote as JSON {name, type, parameters} (agent: k8s/secrets.go GetSecretConfig,
+#       rclone/rclone.go parseRcloneConfig; the name must equal the URI's scheme);
+#   v1: the Secret graph.envSecretRefName names, RCLONE_CONFIG_<REMOTE>_<PARAMETER>
+#       keys that become the storage initializer's environment.
+RCLONE_REMOTE: Final = "s3"
+RCLONE_SECRET: Final = "churn-rclone"  # v2: Model spec.secretName
+RCLONE_ENV_SECRET: Final = "churn-rclone-env"  # v1: graph envSecretRefName
+# rclone's backend option from the environment (fs/configmap.go: above the remote's own
+# parameters): the region of the bucket, from the churn-serving ConfigMap's AWS_REGION.
+RCLONE_REGION_ENV: Final = "RCLONE_S3_REGION"
+REGION_KEY: Final = "AWS_REGION"  # key of the ConfigMap (components/eks sets it)
 
 
 class SpecError(ValueError):
@@ -171,7 +188,11 @@ class SeldonDeploymentSpec:
     secret_env: Mapping[str, SecretKeyRef] = field(default_factory=dict)
     env: Mapping[str, str] = field(default_factory=dict)
     feature_store_yaml: str = "feature_store.eks.yaml"
-    storage_secret: str | None = None  # rclone config Secret for storageUri; None: IRSA
+    # v2: the Secret with the rclone remote `s3` (RCLONE_SECRET; env_auth for IRSA on
+    # EKS, keys for MinIO on kind); None: only the agent's preloaded remotes
+    storage_secret: str | None = RCLONE_SECRET
+    # v1: the Secret of RCLONE_CONFIG_S3_* variables for the storage initializer
+    storage_env_secret: str | None = RCLONE_ENV_SECRET
     drift_window: int | None = None  # CHURN_SERVING_DRIFT_WINDOW; None: the runtime's
     drift_batch_size: int | None = None  # Pipeline step batch.size (requests per call)
     run_as_user: int = 1000  # the image's non-root user
@@ -182,7 +203,7 @@ class SeldonDeploymentSpec:
         # derived names must fit too: blame the field they derive from
         _check_dns_label("model_name", self.drift_model_name)
         _check_dns_label("pipeline_name" if self.pipeline_name else "model_name", self.pipeline)
-        for name in ("config_map", "storage_secret"):
+        for name in ("config_map", "storage_secret", "storage_env_secret"):
             if getattr(self, name) is not None:
                 _check_dns_label(name, getattr(self, name))
         _check_image(self.image)
@@ -191,6 +212,16 @@ class SeldonDeploymentSpec:
             _check_uri("drift_uri", self.drift_uri)
             if self.drift_uri.rstrip("/") == self.bundle_uri.rstrip("/"):
                 raise SpecError("drift_uri", "must be the drift model's own folder, not the bundle")
+        if self.storage_secret is not None or self.storage_env_secret is not None:
+            for name in ("bundle_uri", "drift_uri"):
+                uri = getattr(self, name)
+                if uri is not None and urlsplit(uri).scheme != RCLONE_REMOTE:
+                    raise SpecError(
+                        name,
+                        f"{uri!r}: the storage secrets hold the rclone remote "
+                        f"{RCLONE_REMOTE!r}, so it must be {RCLONE_REMOTE}://... "
+                        "(or set both storage secrets to None)",
+                    )
         for name in ("model_version", "feature_service"):
             value = getattr(self, name)
             if not value or len(value) > 63 or not _LABEL_VALUE.match(value):

@@ -14,9 +14,13 @@
 
 from __future__ import annotations
 
+import base64
 import copy
 import importlib.util
+import json
+import os
 import re
+import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -25,6 +29,7 @@ from typing import Any
 
 import kubernetes_validate
 import pytest
+import yaml
 from infra_support import (
     K8S_DIR,
     KUBERNETES_VERSION,
@@ -43,10 +48,14 @@ from infra_support import (
     pod_specs,
 )
 
+from deployment.seldon.render import rclone_remote
 from deployment.seldon.spec import (
     HEALTH_LIVE,
     HEALTH_READY,
     MLSERVER_CONTAINER,
+    RCLONE_CONTAINER,
+    RCLONE_ENV_SECRET,
+    RCLONE_SECRET,
     SERVER_HTTP_PORT_NAME,
     SIDECAR_CONTAINERS,
 )
@@ -300,7 +309,14 @@ def test_no_plaintext_secrets(rendered: Rendered) -> None:
     for overlay, obj in all_objects(rendered):
         where = f"{overlay}: {ident(obj)}"
         if obj["kind"] == "Secret":
-            pytest.fail(f"{where}: Secrets are created with kubectl, never rendered")
+            # Seldon reads storage config from Secrets only; these hold no credential
+            assert obj["metadata"]["name"] in (RCLONE_SECRET, RCLONE_ENV_SECRET), (
+                f"{where}: Secrets are created with kubectl, never rendered"
+            )
+            values = " ".join([*obj.get("stringData", {}), *obj.get("stringData", {}).values()])
+            assert "env_auth" in values.lower() and not re.search(
+                r"access_key|secret_access|session_token|password", values, re.I
+            ), f"{where} holds a credential"
         if obj["kind"] == "ConfigMap":
             for key, value in obj.get("data", {}).items():
                 assert not SECRETISH.search(key), f"{where}: {key}"
@@ -330,8 +346,14 @@ def test_every_referenced_secret_is_documented(rendered: Rendered) -> None:
         if obj["kind"] == "Model" and "secretName" in obj["spec"]:
             referenced.add(f"{obj['spec']['secretName']}/")
     assert referenced >= {"churn-redis/password", "churn-mlflow-db/uri", "churn-rclone/"}
+    rendered_secrets = {o["metadata"]["name"] for _, o in all_objects(rendered)
+                        if o["kind"] == "Secret"}  # fmt: skip
     for ref in referenced:
         name, key = ref.split("/")
+        if name == RCLONE_SECRET:  # rendered for EKS, printed by the renderer for kind
+            assert name in rendered_secrets
+            assert "k8s/render_seldon.py --rclone-secret" in readme
+            continue
         assert f"kubectl -n churn create secret generic {name}" in readme, ref
         if key:
             assert f"--from-literal={key}=" in readme or f"--from-file={key}=" in readme, ref
@@ -496,6 +518,112 @@ def test_eks_points_at_the_cluster_env_bucket(rendered: Rendered) -> None:
     assert mlflow_cm["data"]["MLFLOW_ARTIFACTS_DESTINATION"] == f"s3://{bucket}/mlflow"
 
 
+# ------------------------------------------------------------------ model storage
+
+
+def seldon_storage_config(secret: dict[str, Any]) -> dict[str, Any]:
+    """The rclone remote Seldon Core 2.9.1's agent makes of a storage Secret.
+
+    k8s/secrets.go GetSecretConfig: the value of the Secret's only key (data, else
+    stringData), else "Secret does not have 1 key"; rclone/rclone.go parseRcloneConfig:
+    JSON, else YAML, into {name, type, parameters map[string]string}, all required.
+    """
+    data = {k: base64.b64decode(v).decode() for k, v in (secret.get("data") or {}).items()}
+    values = list(data.values()) if data else list((secret.get("stringData") or {}).values())
+    assert len(values) == 1, f"Secret {secret['metadata']['name']} does not have 1 key"
+    try:
+        config = json.loads(values[0])
+    except ValueError:
+        config = yaml.safe_load(values[0])
+    assert isinstance(config, dict) and config.get("name") and config.get("type"), config
+    assert isinstance(config.get("parameters"), dict) and config["parameters"], config
+    assert all(isinstance(v, str) for v in config["parameters"].values()), config
+    return config
+
+
+def _remote_of_model(model: dict[str, Any], secrets: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The remote a Model's storageUri is downloaded through. The project sets no
+    preloaded secret (Seldon's default seldon-agent preloads only a public gs remote),
+    so an s3:// Model needs spec.secretName; the agent then refuses a remote whose
+    name is not the URI's scheme (createUriWithConfig)."""
+    name = model["metadata"]["name"]
+    assert model["spec"].get("secretName"), f"Model {name}: no rclone remote for s3://"
+    config = seldon_storage_config(secrets[model["spec"]["secretName"]])
+    assert config["name"] == model["spec"]["storageUri"].split("://")[0] == "s3", name
+    assert config["type"] == "s3", name
+    return config
+
+
+def kind_rclone_secret(endpoint: str) -> dict[str, Any]:
+    """What the runbook's command prints for kind (run for real, keys from the env)."""
+    env = {**os.environ, "CHURN_S3_ACCESS_KEY_ID": "kind-key",
+           "CHURN_S3_SECRET_ACCESS_KEY": "kind-secret-value"}  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, str(K8S_DIR / "render_seldon.py"), "--rclone-secret", endpoint],
+        capture_output=True, text=True, env=env, timeout=60, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "kind-secret-value" not in " ".join(proc.args)  # never on the command line
+    (secret,) = [d for d in yaml.safe_load_all(proc.stdout) if d]
+    return dict(secret)
+
+
+def test_every_s3_model_has_the_rclone_remote_seldon_reads(rendered: Rendered) -> None:
+    cluster = env_file(K8S_DIR / "components" / "eks" / "cluster.env")
+    # EKS, Seldon v2: the rendered Secret, AWS with env_auth (IRSA), no key
+    objs = rendered["eks"]
+    secrets = by_kind(objs, "Secret")
+    models = [m for m in by_kind(objs, "Model").values()
+              if m["spec"]["storageUri"].startswith("s3://")]  # fmt: skip
+    assert len(models) == 2
+    for model in models:
+        remote = _remote_of_model(model, secrets)
+        assert remote["parameters"] == {"provider": "AWS", "env_auth": "true"}
+    # ... signing for the cluster's region: rclone's env beats the remote's parameters
+    (server,) = by_kind(objs, "Server").values()
+    rclone = next(c for c in server["spec"]["podSpec"]["containers"]
+                  if c["name"] == RCLONE_CONTAINER)  # fmt: skip
+    ref = next(e for e in rclone["env"] if e["name"] == "RCLONE_S3_REGION")
+    ref = ref["valueFrom"]["configMapKeyRef"]
+    assert by_kind(objs, "ConfigMap")[ref["name"]]["data"][ref["key"]] == cluster["AWS_REGION"]
+    # kind: the Secret the runbook's command prints, MinIO with keys and endpoint
+    endpoint = "http://minio.minio.svc.cluster.local:9000"
+    kind_secret = kind_rclone_secret(endpoint)
+    assert kind_secret["metadata"]["namespace"] == "churn"
+    kind_models = by_kind(rendered["kind"], "Model").values()
+    assert kind_models
+    for model in kind_models:
+        remote = _remote_of_model(model, {kind_secret["metadata"]["name"]: kind_secret})
+        assert remote["parameters"] == {
+            "provider": "Minio", "env_auth": "false", "endpoint": endpoint,
+            "access_key_id": "kind-key", "secret_access_key": "kind-secret-value",
+        }  # fmt: skip
+    # Seldon v1: the storage initializer's environment from graph.envSecretRefName
+    sdep = by_kind(rendered["seldon-v1"], "SeldonDeployment")["churn"]
+    graph = sdep["spec"]["predictors"][0]["graph"]
+    assert graph["modelUri"].startswith("s3://")
+    env = by_kind(rendered["seldon-v1"], "Secret")[graph["envSecretRefName"]]["stringData"]
+    assert env == {
+        "RCLONE_CONFIG_S3_TYPE": "s3", "RCLONE_CONFIG_S3_PROVIDER": "AWS",
+        "RCLONE_CONFIG_S3_ENV_AUTH": "true", "RCLONE_CONFIG_S3_REGION": cluster["AWS_REGION"],
+    }  # fmt: skip
+
+
+def test_the_storage_secret_is_applied_with_the_platform(rendered: Rendered) -> None:
+    """cd.yml and the runbook apply the platform with managed-by!=churn-mlops (the
+    Seldon objects are the deployment pipeline's): the Secret must not be filtered out."""
+    for overlay in ("eks", "seldon-v1"):
+        for secret in by_kind(rendered[overlay], "Secret").values():
+            labels = secret["metadata"].get("labels", {})
+            assert labels.get("app.kubernetes.io/managed-by") != "churn-mlops", overlay
+
+
+def test_the_runbook_shows_the_remote_the_renderer_writes() -> None:
+    readme = (K8S_DIR / "README.md").read_text(encoding="utf-8")
+    assert json.dumps(rclone_remote()) in readme
+    assert "k8s/render_seldon.py --rclone-secret" in readme
+
+
 def test_kind_server_mounts_the_feast_registry_into_mlserver(rendered: Rendered) -> None:
     (server,) = by_kind(rendered["kind"], "Server").values()
     mlserver = server["spec"]["podSpec"]["containers"][0]
@@ -525,7 +653,7 @@ def test_committed_seldon_yaml_is_what_serving_seldon_renders() -> None:
     module = _render_seldon()
     assert module.stale_files() == [], "run: .venv/bin/python k8s/render_seldon.py"
     files: dict[Path, str] = module.render_all()
-    assert len(files) == 9
+    assert len(files) == 11
     for path in files:
         kustomization = (path.parent / "kustomization.yaml").read_text(encoding="utf-8")
         assert f"- {path.name}" in kustomization, f"{path} is not in its kustomization"

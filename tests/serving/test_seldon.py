@@ -46,9 +46,12 @@ from churn.schema import ENTITY_KEY, model_input_names
 from deployment.drift_model import build_drift_model, drift_model_name
 from deployment.seldon.apply import DeploymentError, apply_manifests
 from deployment.seldon.render import (
+    rclone_remote,
     render_drift_model,
     render_model,
     render_pipeline,
+    render_rclone_env_secret,
+    render_rclone_secret,
     render_server,
     seldon_v1_objects,
     seldon_v2_objects,
@@ -60,6 +63,9 @@ from deployment.seldon.spec import (
     HEALTH_READY,
     MLSERVER_CONTAINER,
     PLURALS,
+    RCLONE_ENV_SECRET,
+    RCLONE_REMOTE,
+    RCLONE_SECRET,
     SERVER_HTTP_PORT_NAME,
     SIDECAR_CONTAINERS,
     V1_MODEL_DIR,
@@ -447,6 +453,44 @@ def test_the_v1_alternative_serves_the_bundle_from_the_storage_initializer() -> 
     assert (hpa["minReplicas"], hpa["maxReplicas"]) == (1, 4)
 
 
+def test_models_name_the_storage_secrets_seldon_reads_rclone_from() -> None:
+    """Without a remote named like the storageUri's scheme nothing downloads: every v2
+    Model names the Secret holding rclone_remote(), v1's graph the env Secret."""
+    spec = make_spec()
+    server, model, drift, _ = seldon_v2_objects(spec)
+    for m in (model, drift):
+        assert m["spec"]["storageUri"].startswith(f"{RCLONE_REMOTE}://")
+        assert m["spec"]["secretName"] == RCLONE_SECRET
+    secret = render_rclone_secret(spec, rclone_remote())
+    assert secret["metadata"] == {
+        "name": RCLONE_SECRET, "namespace": NAMESPACE,
+        "labels": {"app.kubernetes.io/component": "model-storage",
+                   "app.kubernetes.io/part-of": "churn-mlops"},
+    }  # fmt: skip
+    (value,) = secret["stringData"].values()  # the agent wants exactly one key
+    assert json.loads(value) == {
+        "name": "s3", "type": "s3", "parameters": {"provider": "AWS", "env_auth": "true"}
+    }  # fmt: skip
+    minio = rclone_remote(endpoint="http://minio:9000", access_key_id="k", secret_access_key="s")
+    assert minio["parameters"] == {"provider": "Minio", "env_auth": "false",
+                                   "endpoint": "http://minio:9000",
+                                   "access_key_id": "k", "secret_access_key": "s"}  # fmt: skip
+    with pytest.raises(ValueError, match="endpoint"):
+        rclone_remote(access_key_id="k", secret_access_key="s")
+    (sdep,) = seldon_v1_objects(spec)
+    assert sdep["spec"]["predictors"][0]["graph"]["envSecretRefName"] == RCLONE_ENV_SECRET
+    env = render_rclone_env_secret(spec, rclone_remote(region="eu-west-1"))["stringData"]
+    assert env == {"RCLONE_CONFIG_S3_TYPE": "s3", "RCLONE_CONFIG_S3_PROVIDER": "AWS",
+                   "RCLONE_CONFIG_S3_ENV_AUTH": "true",
+                   "RCLONE_CONFIG_S3_REGION": "eu-west-1"}  # fmt: skip
+    rclone = server["spec"]["podSpec"]["containers"][2]
+    assert rclone["name"] == "rclone"
+    assert rclone["env"] == [{"name": "RCLONE_S3_REGION", "valueFrom": {"configMapKeyRef": {
+        "name": "churn-serving", "key": "AWS_REGION", "optional": True}}}]  # fmt: skip
+    with pytest.raises(SpecError, match="storage_secret"):
+        render_rclone_secret(make_spec(storage_secret=None), rclone_remote())
+
+
 # ------------------------------------------------------------------ the spec refuses
 
 
@@ -478,6 +522,8 @@ REFUSED: dict[str, tuple[dict[str, Any], str]] = {
     "root": ({"run_as_user": 0}, "run_as_user"),
     "tiny window": ({"drift_window": 5}, "drift_window"),
     "version not a label": ({"model_version": "v3 final"}, "model_version"),
+    # the storage Secrets hold the rclone remote "s3": a gs:// bundle would not download
+    "gs bundle with the s3 remote": ({"bundle_uri": "gs://bucket/x"}, "bundle_uri"),
 }
 
 
