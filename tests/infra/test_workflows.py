@@ -131,3 +131,76 @@ def test_commands_and_files_the_workflows_name_exist() -> None:
     assert (TOOL / "package-lock.json").is_file()
     lock = (TOOL / "package-lock.json").read_text(encoding="utf-8")
     assert '"resolved"' not in lock  # no registry host recorded in the lock
+
+
+# ------------------------------------------------------------------ make setup in CI/CD
+
+SETUP_SH = PROJECT_ROOT / "scripts" / "setup.sh"
+# What GitHub's ubuntu-24.04 runner image ships (actions/runner-images): Node.js with
+# npm, kubectl, and Chromium linked at /usr/bin/chromium. Everything else setup.sh
+# requires, a job installs itself; setup.sh's own apt-get path needs root, which the
+# runner's user is not.
+RUNNER_PROVIDES = frozenset({"npm", "kubectl", "/usr/bin/chromium"})
+
+
+def setup_requirements(text: str) -> dict[str, list[str]]:
+    """What setup.sh exits 1 without: command or path -> the apt packages it would
+    install for it as root (empty when it only asks the user)."""
+    out: dict[str, list[str]] = {}
+    block = re.compile(r"^if (?:! command -v (\S+)|\[ ! -x (\S+) \]).*?\n(.*?)^fi$", re.M | re.S)
+    for match in block.finditer(text):
+        body = match.group(3)
+        if re.search(r"\bexit 1\b", body):
+            apt = re.search(r"^\s*apt_install ([^#\n]+)", body, re.M)
+            out[match.group(1) or match.group(2)] = apt.group(1).split() if apt else []
+    return out
+
+
+def jobs_running_setup() -> list[tuple[str, str, list[dict[str, Any]]]]:
+    """(workflow, job, steps before the first one that runs scripts/setup.sh): jobs
+    that run `make setup` or a make target that depends on it."""
+    makefile = (PROJECT_ROOT / "Makefile").read_text(encoding="utf-8")
+    needs_setup = {"setup"} | {
+        target for target, deps in re.findall(r"^([a-z][\w-]*):([^=\n]*?)(?:##|$)", makefile, re.M)
+        if "setup" in deps.split()
+    }  # fmt: skip
+    out = []
+    for name, flow in workflows().items():
+        for job_name, job in flow["jobs"].items():
+            steps = job.get("steps", [])
+            for i, step in enumerate(steps):
+                targets = set(re.findall(r"\bmake ([a-z][\w-]*)", step.get("run", "")))
+                if targets & needs_setup or "scripts/setup.sh" in step.get("run", ""):
+                    out.append((name, job_name, steps[:i]))
+                    break
+    return out
+
+
+def test_setup_requirements_are_read_off_setup_sh() -> None:
+    required = setup_requirements(SETUP_SH.read_text(encoding="utf-8"))
+    assert required["redis-server"] == ["redis-server"]
+    assert required["/usr/bin/chromium"] == ["chromium", "chromium-driver"]
+    assert required["npm"] == [] and required["kubectl"] == []
+    assert "uv" not in required  # installed by setup.sh itself
+
+
+def test_every_job_that_runs_make_setup_installs_what_setup_requires() -> None:
+    """setup.sh exits 1 on a runner without redis-server: cd.yml's deploy job did."""
+    required = setup_requirements(SETUP_SH.read_text(encoding="utf-8"))
+    found = jobs_running_setup()
+    assert {(n, j) for n, j, _ in found} >= {("ci.yml", "lint"), ("ci.yml", "test"),
+                                             ("cd.yml", "deploy")}  # fmt: skip
+    for name, job, before in found:
+        assert str(workflows()[name]["jobs"][job]["runs-on"]) == "ubuntu-24.04", (name, job)
+        installed: set[str] = set()
+        for step in before:
+            for line in step.get("run", "").splitlines():
+                match = re.search(r"\bsudo apt-get install\b(.*)", line)
+                if match:
+                    installed |= {w for w in match.group(1).split() if not w.startswith("-")}
+        for need, packages in required.items():
+            if need in RUNNER_PROVIDES:
+                continue
+            assert packages, f"setup.sh requires {need} and says how to install it nowhere"
+            missing = sorted(set(packages) - installed)
+            assert not missing, f"{name}/{job} runs make setup without apt-get install {missing}"
