@@ -42,12 +42,14 @@ from deployment.seldon.spec import (
 
 
 def _labels(spec: SeldonDeploymentSpec, component: str) -> dict[str, str]:
+    # No app.kubernetes.io/version: Seldon copies a Server's labels into its pod
+    # template (operator statefulset_reconciler.go), so a version label would restart
+    # every Server pod on each model deploy. The version is the Models' annotation.
     return {
         "app.kubernetes.io/name": spec.model_name,
         "app.kubernetes.io/component": component,
         "app.kubernetes.io/part-of": PART_OF,
         "app.kubernetes.io/managed-by": FIELD_MANAGER,
-        "app.kubernetes.io/version": spec.model_version,
     }
 
 

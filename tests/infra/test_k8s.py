@@ -624,6 +624,18 @@ def test_the_runbook_shows_the_remote_the_renderer_writes() -> None:
     assert "k8s/render_seldon.py --rclone-secret" in readme
 
 
+def test_server_pods_carry_no_model_version(rendered: Rendered) -> None:
+    """Seldon copies a Server's labels into its pods: a version there restarts them all
+    on every model deploy. The committed Models keep it as an annotation."""
+    for overlay in ("kind", "eks"):
+        objs = rendered[overlay]
+        for pod in (p for o in by_kind(objs, "Server").values() for p in pod_specs(o)):
+            assert "app.kubernetes.io/version" not in pod.labels, (overlay, pod.owner)
+            assert "churn-classifier-v1" not in pod.labels.values(), (overlay, pod.owner)
+        for model in by_kind(objs, "Model").values():
+            assert model["metadata"]["annotations"]["churn-mlops/model-version"]
+
+
 def test_kind_server_mounts_the_feast_registry_into_mlserver(rendered: Rendered) -> None:
     (server,) = by_kind(rendered["kind"], "Server").values()
     mlserver = server["spec"]["podSpec"]["containers"][0]

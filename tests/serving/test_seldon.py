@@ -420,6 +420,24 @@ def test_the_pipeline_wires_the_models_the_server_hosts() -> None:
     assert model["metadata"]["annotations"]["churn-mlops/feature-service"] == "churn_service_v1"
 
 
+def test_a_new_model_version_leaves_the_server_untouched() -> None:
+    """Seldon copies the Server's labels into its pod template: anything version-bound
+    there restarts every Server pod on each deploy. The version is the Models' annotation."""
+    old, new = (
+        make_spec(model_version="churn-classifier-v3"),
+        make_spec(model_version="churn-classifier-v4"),
+    )
+    assert render_server(old) == render_server(new)
+    for obj in seldon_v2_objects(new) + seldon_v1_objects(new):
+        labels = obj["metadata"]["labels"]
+        assert "app.kubernetes.io/version" not in labels, obj["kind"]
+        assert "churn-classifier-v4" not in labels.values(), obj["kind"]
+    for model in (render_model(new), render_drift_model(new)):
+        assert model["metadata"]["annotations"]["churn-mlops/model-version"] == (
+            "churn-classifier-v4"
+        )
+
+
 def test_without_a_drift_model_the_churn_runtime_checks_drift_itself() -> None:
     spec = make_spec(drift_uri=None)
     objects = seldon_v2_objects(spec)
@@ -757,7 +775,7 @@ def test_a_second_apply_replaces_at_the_live_resource_version(kube: FakeKube) ->
     put = kube.state.received[5]
     assert put.body is not None
     assert put.body["metadata"]["resourceVersion"] == "1"
-    assert put.body["metadata"]["labels"]["app.kubernetes.io/version"] == "churn-classifier-v4"
+    assert put.body["metadata"]["annotations"]["churn-mlops/model-version"] == "churn-classifier-v4"
     assert put.query == {"fieldManager": ["churn-mlops"]}
     assert {x.action for x in results} == {"replaced"}
     assert results[1].resource_version == "2"
