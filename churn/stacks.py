@@ -45,7 +45,7 @@ def stack_variables(settings: Settings, environ: Mapping[str, str]) -> dict[str,
     """Values for the placeholders: the environment, plus the MLflow URI from settings."""
     values = dict(environ)
     values.setdefault("CHURN_MLFLOW_TRACKING_URI", settings.tracking_uri)
-    values.setdefault("CHURN_K8S_NAMESPACE", "churn-mlops")
+    values.setdefault("CHURN_K8S_NAMESPACE", "churn")  # the namespace of every k8s/ manifest
     return values
 
 
