@@ -6,6 +6,8 @@ way the cluster, ZenML or docker compose would, and fails on the state before it
 
 from __future__ import annotations
 
+import re
+
 import yaml
 from infra_support import K8S_DIR, OVERLAYS, kustomize
 
@@ -13,6 +15,16 @@ from churn.settings import PROJECT_ROOT, Settings
 from churn.stacks import stack_variables
 
 README = PROJECT_ROOT / "README.md"
+
+
+def _readme_section(title: str) -> str:
+    text = README.read_text(encoding="utf-8")
+    assert f"\n## {title}\n" in text, title
+    return text.split(f"\n## {title}\n", 1)[1].split("\n## ", 1)[0]
+
+
+def _words(text: str) -> str:
+    return " ".join(text.replace("**", "").split())
 
 
 # ------------------------------------------------------------------ namespace
@@ -36,3 +48,17 @@ def test_every_default_namespace_is_the_one_of_the_manifests() -> None:
     cd = yaml.safe_load((PROJECT_ROOT / ".github" / "workflows" / "cd.yml").read_text())
     assert cd["jobs"]["deploy"]["env"]["NAMESPACE"] == namespace
     assert f"CHURN_K8S_NAMESPACE={namespace} " in README.read_text(encoding="utf-8")
+
+
+# ------------------------------------------------------------------ README prerequisites
+
+
+def test_eks_prerequisites_name_kafka_and_a_default_storage_class() -> None:
+    """Seldon v2 runs Pipelines over Kafka, and its Server StatefulSet claims the model
+    volume without a storageClassName (so the cluster needs a default StorageClass)."""
+    section = _readme_section("Running on Kubernetes (EKS)")
+    prerequisites = _words(section.split("1. Prerequisites", 1)[1].split("\n2. ", 1)[0])
+    eks = kustomize(K8S_DIR / "overlays" / "eks")
+    assert any(o["kind"] == "Pipeline" for o in eks)
+    assert re.search(r"\bKafka\b", prerequisites), prerequisites
+    assert "default StorageClass" in prerequisites, prerequisites
