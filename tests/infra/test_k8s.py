@@ -636,6 +636,21 @@ def test_server_pods_carry_no_model_version(rendered: Rendered) -> None:
             assert model["metadata"]["annotations"]["churn-mlops/model-version"]
 
 
+def test_no_workload_an_hpa_scales_sets_its_own_replicas(rendered: Rendered) -> None:
+    """With an HPA the replica count is the HPA's: a replicas field in the manifest
+    resets it to that number on every apply (MLflow on EKS)."""
+    scaled = 0
+    for overlay, objs in rendered.items():
+        for hpa in by_kind(objs, "HorizontalPodAutoscaler").values():
+            ref = hpa["spec"]["scaleTargetRef"]
+            target = by_kind(objs, ref["kind"])[ref["name"]]
+            assert "replicas" not in target["spec"], f"{overlay}: {ident(target)}"
+            scaled += 1
+    assert scaled >= 2  # churn-mlflow on eks and seldon-v1
+    mlflow = by_kind(rendered["kind"], "Deployment")["churn-mlflow"]
+    assert mlflow["spec"]["replicas"] == 1  # kind: no HPA, one SQLite writer
+
+
 def test_kind_server_mounts_the_feast_registry_into_mlserver(rendered: Rendered) -> None:
     (server,) = by_kind(rendered["kind"], "Server").values()
     mlserver = server["spec"]["podSpec"]["containers"][0]
