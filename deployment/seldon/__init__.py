@@ -11,9 +11,11 @@ What runs on the cluster (Seldon Core v2, the default):
                              (requirement + server name): serving.runtime.ChurnRuntime.
     Model    <model>-drift   the drift model folder (deployment.drift_model.build_drift_model),
                              on the same Server: serving.drift_runtime.DriftRuntime.
-    Pipeline <model>-pipeline  steps <model> -> <model>-drift (inputs "<model>.outputs");
-                             the output is the churn step's, so the drift step runs off
-                             the client's path (asynchronously, over Seldon's Kafka).
+    Pipeline <model>-pipeline  steps <model> -> <model>-drift (inputs "<model>.outputs",
+                             batched); the output is the churn step's prediction tensors
+                             (churn.inference.OUTPUTS, not the emitted feature rows), so
+                             the drift step runs off the client's path (asynchronously,
+                             over Seldon's Kafka).
 
 Models are downloaded by the agent's rclone through the remote `s3`
 (render.rclone_remote), which it reads from the Secret each Model names in

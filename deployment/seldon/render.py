@@ -10,6 +10,7 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from churn.inference import OUTPUTS
 from deployment.seldon.spec import (
     ANNOTATION_PREFIX,
     CAPABILITY,
@@ -314,21 +315,24 @@ def render_drift_model(spec: SeldonDeploymentSpec) -> dict[str, Any]:
 
 
 def render_pipeline(spec: SeldonDeploymentSpec) -> dict[str, Any]:
-    """churn -> churn-drift; the client gets the churn step's output only."""
+    """churn -> churn-drift (all of the churn step's tensors, batched); the client gets
+    the churn step's prediction outputs only (churn.inference.OUTPUTS), not the feature
+    tensors it emits for the drift step."""
     steps: list[dict[str, Any]] = [{"name": spec.model_name}]
     if spec.has_drift:
-        drift_step: dict[str, Any] = {
-            "name": spec.drift_model_name,
-            "inputs": [f"{spec.model_name}.outputs"],
-        }
-        if spec.drift_batch_size is not None:
-            drift_step["batch"] = {"size": spec.drift_batch_size}
-        steps.append(drift_step)
+        steps.append(
+            {
+                "name": spec.drift_model_name,
+                "inputs": [f"{spec.model_name}.outputs"],
+                "batch": {"size": spec.drift_batch_size, "windowMs": spec.drift_batch_window_ms},
+            }
+        )
+    output = [f"{spec.model_name}.outputs.{name}" for name, _ in OUTPUTS]
     return {
         "apiVersion": SELDON_V2_API,
         "kind": "Pipeline",
         "metadata": _metadata(spec, spec.pipeline, "pipeline"),
-        "spec": {"steps": steps, "output": {"steps": [spec.model_name]}},
+        "spec": {"steps": steps, "output": {"steps": output}},
     }
 
 

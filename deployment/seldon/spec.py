@@ -194,7 +194,12 @@ class SeldonDeploymentSpec:
     # v1: the Secret of RCLONE_CONFIG_S3_* variables for the storage initializer
     storage_env_secret: str | None = RCLONE_ENV_SECRET
     drift_window: int | None = None  # CHURN_SERVING_DRIFT_WINDOW; None: the runtime's
-    drift_batch_size: int | None = None  # Pipeline step batch.size (requests per call)
+    # The drift step's Pipeline batch: Seldon's dataflow engine merges messages until
+    # batch.size rows (shape[0]) are pending, then calls the drift model once (Seldon's
+    # own drift samples batch too: fewer calls, same windows). batch.windowMs is kept by
+    # Seldon's scheduler; 2.9.1's dataflow engine batches on size alone (BatchProcessor.kt).
+    drift_batch_size: int = 20
+    drift_batch_window_ms: int = 60_000
     run_as_user: int = 1000  # the image's non-root user
 
     def __post_init__(self) -> None:
@@ -243,7 +248,11 @@ class SeldonDeploymentSpec:
                 f"the models reserve more memory than the server requests "
                 f"({self.resources.memory_request}): Seldon would never schedule them",
             )
-        for name, positive in (("drift_window", 10), ("drift_batch_size", 1)):
+        for name, positive in (
+            ("drift_window", 10),
+            ("drift_batch_size", 1),
+            ("drift_batch_window_ms", 1),
+        ):
             value = getattr(self, name)
             if value is not None and value < positive:
                 raise SpecError(name, f"must be at least {positive}, got {value}")

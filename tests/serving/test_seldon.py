@@ -42,6 +42,7 @@ from serving_support import ServingEnv, make_bundle
 from sklearn.pipeline import Pipeline
 
 from churn.data.telco import load_telco
+from churn.inference import OUTPUTS
 from churn.schema import ENTITY_KEY, model_input_names
 from deployment.drift_model import build_drift_model, drift_model_name
 from deployment.seldon.apply import DeploymentError, apply_manifests
@@ -388,7 +389,7 @@ def test_rendered_environment_names_are_real_settings() -> None:
 
 
 def test_the_pipeline_wires_the_models_the_server_hosts() -> None:
-    spec = make_spec(drift_batch_size=20)
+    spec = make_spec(drift_batch_size=50, drift_batch_window_ms=30_000)
     server, model, drift, pipeline = seldon_v2_objects(spec)
     assert [o["kind"] for o in (server, model, drift, pipeline)] == [
         "Server", "Model", "Model", "Pipeline"
@@ -403,8 +404,10 @@ def test_the_pipeline_wires_the_models_the_server_hosts() -> None:
     assert drift["metadata"]["name"] == drift_model_name(spec.model_name)  # the runtime's name
     steps = pipeline["spec"]["steps"]
     assert [s["name"] for s in steps] == [model["metadata"]["name"], drift["metadata"]["name"]]
-    assert steps[1]["inputs"] == ["churn.outputs"] and steps[1]["batch"] == {"size": 20}
-    assert pipeline["spec"]["output"] == {"steps": ["churn"]}  # drift is off the client's path
+    assert steps[1]["inputs"] == ["churn.outputs"]
+    assert steps[1]["batch"] == {"size": 50, "windowMs": 30_000}
+    # drift is off the client's path, and the client gets predictions, not feature tensors
+    assert pipeline["spec"]["output"] == {"steps": [f"churn.outputs.{name}" for name, _ in OUTPUTS]}
     mlserver = server["spec"]["podSpec"]["containers"][0]
     assert mlserver["name"] == MLSERVER_CONTAINER
     assert [c["name"] for c in server["spec"]["podSpec"]["containers"][1:]] == list(
@@ -436,6 +439,19 @@ def test_a_new_model_version_leaves_the_server_untouched() -> None:
         assert model["metadata"]["annotations"]["churn-mlops/model-version"] == (
             "churn-classifier-v4"
         )
+
+
+def test_the_drift_step_is_batched_and_the_client_gets_only_the_predictions() -> None:
+    """Seldon's drift samples batch the detector step; without narrowing, the Pipeline
+    would answer with every tensor of the churn step, the emitted feature rows too."""
+    (drift_step,) = [s for s in render_pipeline(make_spec())["spec"]["steps"] if "inputs" in s]
+    assert drift_step["batch"] == {"size": 20, "windowMs": 60_000}  # the spec's defaults
+    for spec in (make_spec(), make_spec(drift_uri=None)):
+        refs = render_pipeline(spec)["spec"]["output"]["steps"]
+        assert [r.split(".outputs.") for r in refs] == [["churn", n] for n, _ in OUTPUTS]
+        assert not {r.rsplit(".", 1)[1] for r in refs} & set(model_input_names())
+    with pytest.raises(SpecError, match="drift_batch_size"):
+        make_spec(drift_batch_size=0)
 
 
 def test_without_a_drift_model_the_churn_runtime_checks_drift_itself() -> None:
@@ -1055,6 +1071,13 @@ def test_the_v2_server_container_serves_the_pipeline_chain(
         assert names[:4] == ["churn_probability", "churn_label", "model_version",
                              "feature_event_time"]  # fmt: skip
         assert names[4:] == model_input_names()  # emitted because of the Server's env
+        # what the Pipeline answers the client: Seldon's dataflow keeps the churn step's
+        # tensors named in output.steps (StreamTransforms.kt filterResponse), so the
+        # predictions and none of the emitted feature rows
+        wanted = [ref.split(".outputs.", 1) for ref in pipeline["spec"]["output"]["steps"]]
+        assert {step for step, _ in wanted} == {churn_step}
+        kept = [n for n in names if n in {tensor for _, tensor in wanted}]
+        assert kept == names[:4]
         # "<churn>.outputs" become the drift step's inputs
         second = requests.post(
             f"{url}/v2/models/{served[drift_step]}/infer",
