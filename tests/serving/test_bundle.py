@@ -160,3 +160,17 @@ def test_a_stale_pid_file_is_not_a_running_server(tmp_path: Path) -> None:
     assert local_server.running_pid(settings) is None
     assert local_server.stop(settings) is False
     assert not paths.pid_file.exists()
+
+
+def test_the_implementation_paths_deployment_writes_are_the_runtime_classes() -> None:
+    """deployment names the runtimes by import path (it never imports MLServer code);
+    a rename of either class must fail here, not in a cluster."""
+    import importlib
+
+    from deployment.bundle import CHURN_IMPLEMENTATION, DRIFT_IMPLEMENTATION
+    from serving.drift_runtime import DriftRuntime
+    from serving.runtime import ChurnRuntime
+
+    for path, cls in ((CHURN_IMPLEMENTATION, ChurnRuntime), (DRIFT_IMPLEMENTATION, DriftRuntime)):
+        module, name = path.rsplit(".", 1)
+        assert getattr(importlib.import_module(module), name) is cls
