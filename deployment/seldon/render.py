@@ -33,6 +33,7 @@ from deployment.seldon.spec import (
     V1_HTTP_PORT,
     V1_METRICS_PORT,
     V1_SERVER_ROOT,
+    WRITABLE,
     SeldonDeploymentSpec,
     SpecError,
     churn_env,
@@ -98,7 +99,20 @@ def _container_security(spec: SeldonDeploymentSpec) -> dict[str, Any]:
         "privileged": False,
         "capabilities": {"drop": ["ALL"]},
         "seccompProfile": {"type": "RuntimeDefault"},
+        "readOnlyRootFilesystem": True,  # what it writes: WRITABLE's emptyDirs
     }
+
+
+def _mounts(container: str) -> list[dict[str, str]]:
+    return [{"name": name, "mountPath": path} for name, (path, _) in WRITABLE[container].items()]
+
+
+def _volumes(*containers: str) -> list[dict[str, Any]]:
+    return [
+        {"name": name, "emptyDir": {"sizeLimit": size}}
+        for container in containers
+        for name, (_, size) in WRITABLE[container].items()
+    ]
 
 
 def _pod_security(spec: SeldonDeploymentSpec) -> dict[str, Any]:
@@ -219,6 +233,7 @@ def render_server(spec: SeldonDeploymentSpec) -> dict[str, Any]:
         "env": _env_list(spec, churn_env(spec)),
         "resources": spec.resources.to_k8s(),
         "securityContext": _container_security(spec),
+        "volumeMounts": _mounts(MLSERVER_CONTAINER),
         **_probes(SERVER_HTTP_PORT_NAME),
     }
     env_from = _env_from(spec)
@@ -229,6 +244,7 @@ def render_server(spec: SeldonDeploymentSpec) -> dict[str, Any]:
             "name": name,
             "resources": spec.sidecar_resources.to_k8s(),
             "securityContext": _container_security(spec),
+            "volumeMounts": _mounts(name),
         }
         for name in SIDECAR_CONTAINERS
     ]
@@ -252,6 +268,8 @@ def render_server(spec: SeldonDeploymentSpec) -> dict[str, Any]:
                 "serviceAccountName": spec.service_account,
                 "securityContext": _pod_security(spec),
                 "containers": [mlserver, *sidecars],
+                # appended to the ServerConfig's volumes (config, tracing, certs)
+                "volumes": _volumes(MLSERVER_CONTAINER, *SIDECAR_CONTAINERS),
             },
         },
     }
@@ -369,7 +387,7 @@ def _v1_container(spec: SeldonDeploymentSpec) -> dict[str, Any]:
         ],
         "resources": spec.resources.to_k8s(),
         "securityContext": _container_security(spec),
-        "volumeMounts": [{"name": "mlserver-root", "mountPath": V1_SERVER_ROOT}],
+        "volumeMounts": _mounts(MLSERVER_CONTAINER),
         **_probes("http"),
     }
     env_from = _env_from(spec)
@@ -386,7 +404,7 @@ def _v1_component(spec: SeldonDeploymentSpec) -> dict[str, Any]:
             "serviceAccountName": spec.service_account,
             "securityContext": _pod_security(spec),
             "containers": [_v1_container(spec)],
-            "volumes": [{"name": "mlserver-root", "emptyDir": {}}],
+            "volumes": _volumes(MLSERVER_CONTAINER),
         },
         "hpaSpec": {
             "minReplicas": spec.min_replicas,

@@ -51,6 +51,29 @@ V1_GRPC_PORT: Final = 9500
 V1_METRICS_PORT: Final = 8082
 V1_MODEL_DIR: Final = "/mnt/models"  # where Seldon v1's storage initializer puts modelUri
 V1_SERVER_ROOT: Final = "/srv/mlserver"  # an empty dir: MLServer configured by env only
+# MLSERVER_METRICS_DIR: Prometheus' multiprocess files (written with parallel workers only)
+METRICS_DIR: Final = f"{V1_SERVER_ROOT}/.metrics"
+# readOnlyRootFilesystem on every container of the pod; each path a container writes
+# is an emptyDir (volume name -> (mount path, sizeLimit)):
+#   mlserver  /tmp (tempfiles, MPLCONFIGDIR=/tmp/matplotlib), the image's HOME
+#             /home/churn (caches: numba, ...), /srv/mlserver (MLSERVER_METRICS_DIR);
+#             the models dir is Seldon's volume (v2) or the storage initializer's (v1)
+#   agent     /tmp (its downloads go to the models volume, /mnt/agent)
+#   rclone    /rclone (Seldon's rclone image: `rcd --config=/rclone/rclone.conf`,
+#             written by config/create), /tmp
+IMAGE_HOME: Final = "/home/churn"  # docker/mlserver.Dockerfile: HOME
+WRITABLE: Final[dict[str, dict[str, tuple[str, str]]]] = {
+    MLSERVER_CONTAINER: {
+        "churn-tmp": ("/tmp", "1Gi"),
+        "churn-home": (IMAGE_HOME, "256Mi"),
+        "churn-mlserver-root": (V1_SERVER_ROOT, "256Mi"),
+    },
+    AGENT_CONTAINER: {"churn-agent-tmp": ("/tmp", "256Mi")},
+    RCLONE_CONTAINER: {
+        "churn-rclone-config": ("/rclone", "16Mi"),
+        "churn-rclone-tmp": ("/tmp", "256Mi"),
+    },
+}
 HEALTH_READY: Final = "/v2/health/ready"
 HEALTH_LIVE: Final = "/v2/health/live"
 REPLACE_ATTEMPTS: Final = 3
@@ -354,6 +377,7 @@ def churn_env(spec: SeldonDeploymentSpec) -> dict[str, str]:
         # live in it, and parallel workers crash under uvloop 0.23 (docs/decisions.md, 2).
         "MLSERVER_PARALLEL_WORKERS": "0",
         "MLSERVER_MODEL_PARALLEL_WORKERS": "0",
+        "MLSERVER_METRICS_DIR": METRICS_DIR,  # on an emptyDir (WRITABLE)
     }
     if spec.drift_window is not None:
         env["CHURN_SERVING_DRIFT_WINDOW"] = str(spec.drift_window)
@@ -367,7 +391,6 @@ def v1_env(spec: SeldonDeploymentSpec) -> dict[str, str]:
         "MLSERVER_HTTP_PORT": str(V1_HTTP_PORT),
         "MLSERVER_GRPC_PORT": str(V1_GRPC_PORT),
         "MLSERVER_METRICS_PORT": str(V1_METRICS_PORT),
-        "MLSERVER_METRICS_DIR": f"{V1_SERVER_ROOT}/.metrics",
         "MLSERVER_LOAD_MODELS_AT_STARTUP": "true",
         "MLSERVER_MODEL_NAME": spec.model_name,
         "MLSERVER_MODEL_IMPLEMENTATION": CHURN_IMPLEMENTATION,

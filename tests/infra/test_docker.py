@@ -26,7 +26,15 @@ from typing import Any
 
 import pytest
 import yaml
-from infra_support import SECRETISH, image_problem
+from infra_support import (
+    K8S_DIR,
+    SECRETISH,
+    PodSpec,
+    containers,
+    image_problem,
+    kustomize,
+    pod_specs,
+)
 from packaging.markers import default_environment
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
@@ -244,6 +252,55 @@ def test_the_mlflow_image_can_talk_to_postgresql() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == ["postgresql psycopg2 psycopg2"] * 2
+
+
+# Seldon Core 2.9.1's rclone image (scheduler/Dockerfile.rclone): CMD rcd
+# --config=/rclone/rclone.conf, a file rclone rewrites (in its folder) on config/create.
+RCLONE_WRITES = ("/rclone", "/tmp")
+
+
+def _image_writes(dockerfile: str) -> set[str]:
+    """Where the final stage says its processes write: HOME, /tmp (tempfile's default
+    without TMPDIR), MPLCONFIGDIR and MLSERVER_METRICS_DIR of its ENV."""
+    final = stages((DOCKER / dockerfile).read_text(encoding="utf-8"))[-1]
+    env = dict(re.findall(r"([A-Z_][A-Z0-9_]*)=(\S+)", " ".join(a for h, a in final if h == "ENV")))
+    assert "TMPDIR" not in env
+    return {"/tmp", env["HOME"], env["MPLCONFIGDIR"], env["MLSERVER_METRICS_DIR"]}
+
+
+def _on_empty_dir(pod: PodSpec, container: dict[str, Any], path: str) -> bool:
+    empty = {v["name"] for v in pod.spec.get("volumes", []) if "emptyDir" in v}
+    return any(
+        m["name"] in empty and not m.get("readOnly")
+        and (path == m["mountPath"] or path.startswith(m["mountPath"].rstrip("/") + "/"))
+        for m in container.get("volumeMounts", [])
+    )  # fmt: skip
+
+
+def test_serving_containers_have_read_only_roots_and_write_only_to_empty_dirs() -> None:
+    """readOnlyRootFilesystem on MLServer, Seldon's agent and rclone (v2) and the v1
+    container, and every place the image (or Seldon's rclone) writes on an emptyDir,
+    in the manifests kustomize renders (the kind overlay patches the Server too)."""
+    mlserver_writes = _image_writes("mlserver.Dockerfile")
+    seen = set()
+    for overlay in ("kind", "eks", "seldon-v1"):
+        for obj in kustomize(K8S_DIR / "overlays" / overlay):
+            for pod in pod_specs(obj):
+                if pod.kind not in ("Server", "SeldonDeployment"):
+                    continue
+                for c in containers(pod):
+                    where = f"{overlay}: {pod.owner} {c['name']}"
+                    assert c["securityContext"].get("readOnlyRootFilesystem") is True, where
+                    if c["name"] == "rclone":
+                        writes = set(RCLONE_WRITES)
+                    elif c["name"] == "agent":
+                        writes = {"/tmp"}
+                    else:
+                        writes = mlserver_writes
+                    for path in writes:
+                        assert _on_empty_dir(pod, c, path), f"{where} writes {path}"
+                    seen.add((overlay, c["name"]))
+    assert len(seen) == 7  # kind, eks: mlserver, agent, rclone; seldon-v1: one container
 
 
 # ------------------------------------------------------------------ compose

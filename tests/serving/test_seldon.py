@@ -71,6 +71,7 @@ from deployment.seldon.spec import (
     SIDECAR_CONTAINERS,
     V1_MODEL_DIR,
     V1_SERVER_ROOT,
+    WRITABLE,
     Resources,
     SecretKeyRef,
     SeldonDeploymentSpec,
@@ -464,6 +465,23 @@ def test_without_a_drift_model_the_churn_runtime_checks_drift_itself() -> None:
     assert env["CHURN_SERVING_DRIFT_ENABLED"] == "true"
     with pytest.raises(SpecError, match="drift_uri"):
         render_drift_model(spec)
+
+
+@pytest.mark.parametrize(("label", "obj"), WITH_PODS, ids=[label for label, _ in WITH_PODS])
+def test_containers_have_a_read_only_root_and_an_empty_dir_for_what_they_write(
+    label: str, obj: dict[str, Any]
+) -> None:
+    for pod in pod_specs(obj):
+        empty_dirs = {v["name"] for v in pod["volumes"] if "emptyDir" in v}
+        for c in pod["containers"]:
+            assert c["securityContext"]["readOnlyRootFilesystem"] is True, c["name"]
+            kind = MLSERVER_CONTAINER if "image" in c else c["name"]  # v1: named after model
+            mounts = {m["mountPath"]: m["name"] for m in c["volumeMounts"]}
+            for volume, (path, _) in WRITABLE[kind].items():
+                assert mounts.get(path) == volume and volume in empty_dirs, (c["name"], path)
+            written = [e["value"] for e in c.get("env", []) if e["name"] == "MLSERVER_METRICS_DIR"]
+            for path in written:
+                assert any(path.startswith(m + "/") for m in mounts), (c["name"], path)
 
 
 def test_the_v1_alternative_serves_the_bundle_from_the_storage_initializer() -> None:
@@ -1042,6 +1060,8 @@ def test_the_v2_server_container_serves_the_pipeline_chain(
         MLSERVER_HTTP_PORT=str(http := free_port()), MLSERVER_GRPC_PORT=str(free_port()),
         MLSERVER_METRICS_PORT=str(free_port()), MLSERVER_MODELS_DIR=str(models_dir),
     )  # fmt: skip
+    root = tmp_path / "srv-mlserver"  # the emptyDir at V1_SERVER_ROOT
+    env = {k: v.replace(V1_SERVER_ROOT, str(root)) for k, v in env.items()}
     served = {
         m["metadata"]["name"]: seldon_agent_install(
             artifacts / Path(m["spec"]["storageUri"]).name, models_dir, m["metadata"]["name"], 1
