@@ -7,10 +7,13 @@ way the cluster, ZenML or docker compose would, and fails on the state before it
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import yaml
 from infra_support import K8S_DIR, OVERLAYS, kustomize
 
+from churn.features.feast_schema import offline_path
+from churn.schema import Group
 from churn.settings import PROJECT_ROOT, Settings
 from churn.stacks import stack_variables
 
@@ -62,3 +65,31 @@ def test_eks_prerequisites_name_kafka_and_a_default_storage_class() -> None:
     assert any(o["kind"] == "Pipeline" for o in eks)
     assert re.search(r"\bKafka\b", prerequisites), prerequisites
     assert "default StorageClass" in prerequisites, prerequisites
+
+
+# ------------------------------------------------------------------ offline store
+
+
+def test_the_eks_offline_store_is_where_feature_store_eks_yaml_says() -> None:
+    """Feast reads the offline tables at the FileSource paths churn.settings gives
+    (CHURN_HOME/offline, files); on EKS that is the churn-state volume on EFS. The
+    config must say so, not that the tables are read from S3 (no setting puts them
+    there)."""
+    eks = {(o["kind"], o["metadata"]["name"]): o for o in kustomize(K8S_DIR / "overlays" / "eks")}
+    home = eks[("ConfigMap", "churn-serving")]["data"]["CHURN_HOME"]
+    paths = {offline_path(group, Settings(home=Path(home))) for group in Group}
+    assert paths and all(p.startswith(f"{home}/offline/") for p in paths), paths
+    pvc = eks[("PersistentVolumeClaim", "churn-state")]["spec"]
+    assert pvc["accessModes"] == ["ReadWriteMany"] and pvc["storageClassName"] == "efs-sc"
+    feast = eks[("CronJob", "churn-feast")]["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    claims = {v["name"] for v in feast["volumes"]
+              if v.get("persistentVolumeClaim", {}).get("claimName") == "churn-state"}  # fmt: skip
+    assert any(m["mountPath"] == home and m["name"] in claims
+               for m in feast["containers"][0]["volumeMounts"])  # fmt: skip
+    stack = (PROJECT_ROOT / "stacks" / "eks.yaml").read_text(encoding="utf-8")
+    assert re.search(rf"claimName: churn-state.*mountPath: {home}\b", stack, re.S)
+    config = (PROJECT_ROOT / "feature_repo" / "feature_store.eks.yaml").read_text("utf-8")
+    header = _words(" ".join(line.lstrip("# ") for line in config.splitlines()
+                             if line.startswith("#")))  # fmt: skip
+    assert "CHURN_HOME/offline" in header and "EFS" in header, header
+    assert not re.search(r"parquet tables from S3|s3:// FileSource", _words(config)), config
