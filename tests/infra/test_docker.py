@@ -338,3 +338,68 @@ def test_compose_mounts_exist() -> None:
         build = service.get("build")
         if build:
             assert (DOCKER / build["context"] / build["dockerfile"]).is_file(), name
+
+
+# Compose's interpolation (compose-spec "Interpolation"): $$ is a literal $, ${VAR},
+# ${VAR:-default}/${VAR-default}, ${VAR:?error}/${VAR?error}; applied to the whole
+# file before services or profiles are selected (docker/compose#11977).
+_VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}")
+
+
+class ComposeInterpolationError(ValueError):
+    """What `docker compose` refuses to start with: a required variable is unset."""
+
+
+def compose_interpolate(node: Any, env: dict[str, str]) -> Any:
+    """The parsed compose file with every string value interpolated (not comments)."""
+    if isinstance(node, dict):
+        return {k: compose_interpolate(v, env) for k, v in node.items()}
+    if isinstance(node, list):
+        return [compose_interpolate(v, env) for v in node]
+    if not isinstance(node, str):
+        return node
+
+    def one(match: re.Match[str]) -> str:
+        name, op, arg = match.group(1), match.group(2), match.group(3) or ""
+        value = env.get(name)
+        unset = value is None or (value == "" and op is not None and op.startswith(":"))
+        if op in (":?", "?") and unset:
+            raise ComposeInterpolationError(f"required variable {name} is missing: {arg}")
+        if op in (":-", "-") and unset:
+            return arg
+        return value or ""
+
+    return "$".join(_VARIABLE.sub(one, part) for part in node.split("$$"))
+
+
+def _env_example_required() -> dict[str, str]:
+    """The variables docker/.env.example tells the user to set (uncommented, empty)."""
+    lines = (DOCKER / ".env.example").read_text(encoding="utf-8").splitlines()
+    return {line.split("=")[0]: "set-by-the-user" for line in lines
+            if re.fullmatch(r"[A-Z_]+=", line.strip())}  # fmt: skip
+
+
+def test_compose_starts_redis_and_mlflow_with_only_the_passwords_set() -> None:
+    """The first two commands of the compose header (up redis mlflow, run features)
+    must work before any bundle exists: CHURN_BUNDLE_DIR was required by the whole
+    file, so compose refused to start even Redis."""
+    compose = yaml.safe_load((DOCKER / "docker-compose.yml").read_text(encoding="utf-8"))
+    required = _env_example_required()
+    assert set(required) == {"CHURN_REDIS_PASSWORD", "GRAFANA_ADMIN_PASSWORD"}
+    with pytest.raises(ComposeInterpolationError):  # the passwords stay required
+        compose_interpolate(compose, {"CHURN_REDIS_PASSWORD": "x"})
+    project = compose_interpolate(compose, required)
+    services = project["services"]
+    default = {n for n, s in services.items() if not s.get("profiles")}
+    assert {"redis", "mlflow", "features"} <= default
+    assert {"mlserver", "dashboard"} <= {n for n, s in services.items()
+                                         if "serving" in s.get("profiles", [])}  # fmt: skip
+    for name in default:  # a default service never depends on a profiled one
+        depends = services[name].get("depends_on", {})
+        assert not set(depends) & {n for n in services if n not in default}, name
+    # the bundle: an empty named volume by default, the user's folder when set
+    (bundle,) = [v for v in services["mlserver"]["volumes"] if ":/mnt/models" in v]
+    assert bundle.split(":")[0] in project["volumes"]
+    env = {**required, "CHURN_BUNDLE_DIR": "/b/churn-v1"}
+    with_bundle = compose_interpolate(compose, env)
+    assert "/b/churn-v1:/mnt/models:ro" in with_bundle["services"]["mlserver"]["volumes"]
