@@ -25,9 +25,9 @@ request completes is tested (alibi-detect TabularDrift, in a worker thread). The
 response holds one entry per completed window, usually none or one: outputs
 is_drift (BOOL), p_value and threshold (FP64), n_rows (INT64), and p_values,
 distances, drifted_features (BYTES, JSON). Each verdict also goes to the Prometheus
-gauges of serving.metrics, to the log, and to GET /v2/models/<name>/drift. (A Seldon
-Pipeline step's `batch.size` counts requests, not rows, so it cannot replace the
-window; it only makes the calls fewer.)
+gauges of serving.metrics, to the log, and to GET /v2/models/<name>/drift. (The Seldon
+Pipeline step's `batch`, deployment.seldon, only makes the calls fewer: it groups
+messages, while the window here counts feature rows and spans calls.)
 
 Errors: a missing or mistyped feature input, or a value the schema does not know ->
 400 naming the input, before anything is added to the window (a bad request never
