@@ -184,16 +184,21 @@ def test_dashboard_and_api_show_the_run_and_the_client_store_still_works(store: 
     assert _client_runs(store) == {store.run_id: "completed"}
 
 
-def test_no_store_is_refused_with_how_to_make_one(tmp_path: Path) -> None:
-    config = tmp_path / "zenml"
-    result = subprocess.run(
+def _start_refused(config: Path, timeout_s: float) -> subprocess.CompletedProcess[str]:
+    """Run the UI script over the store at `config`, for a case it must refuse."""
+    return subprocess.run(
         ["bash", str(SCRIPT), "--port", str(free_port())],
         cwd=PROJECT_ROOT,
         env=_zenml_env(config),
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=timeout_s,
     )
+
+
+def test_no_store_is_refused_with_how_to_make_one(tmp_path: Path) -> None:
+    config = tmp_path / "zenml"
+    result = _start_refused(config, timeout_s=60)
     assert result.returncode == 1, result.stdout + result.stderr
     assert "run `make demo` or a pipeline first" in result.stderr
     assert not config.exists()  # nothing created on the way to refusing
@@ -210,14 +215,7 @@ def test_a_store_at_another_schema_is_refused_not_migrated(store: Store, tmp_pat
     )
     with sqlite3.connect(db) as connection:
         connection.execute("UPDATE alembic_version SET version_num = '0.94.5'")
-    result = subprocess.run(
-        ["bash", str(SCRIPT), "--port", str(free_port())],
-        cwd=PROJECT_ROOT,
-        env=_zenml_env(config),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = _start_refused(config, timeout_s=300)
     assert result.returncode == 1, result.stdout + result.stderr
     assert "never migrates" in result.stderr and "0.94.5" in result.stderr, result.stderr
     with sqlite3.connect(f"{db.as_uri()}?mode=ro", uri=True) as connection:
