@@ -176,6 +176,7 @@ class ServingMetrics:
     drift_feature_distance: Gauge
     drift_detector_loaded: Gauge
     model_info: Gauge
+    prediction_log: Counter
 
 
 def serving_metrics() -> ServingMetrics:
@@ -282,5 +283,12 @@ def _create_serving_metrics() -> ServingMetrics:
             f"{PREFIX}_model_info",
             "The loaded bundle (value 1).",
             ("model", "version", "kind", "feature_service"),
+        ),
+        prediction_log=_get_or_create(
+            Counter,
+            f"{PREFIX}_prediction_log_records",
+            "Prediction log records by result (written: flushed to the sink; dropped: "
+            "buffer full or sink failing, the predictions were still answered).",
+            ("model", "result"),
         ),
     )

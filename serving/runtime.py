@@ -14,7 +14,12 @@ beyond the arrays of the batch):
 4. answer; the served rows go to the drift monitor by reference (copied and tested
    in a background thread, serving.drift) and, when asked for (request parameter
    "features" or CHURN_SERVING_EMIT_FEATURES), into the response as one output per
-   feature, for a chained drift model (serving.drift_runtime, deployment.seldon).
+   feature, for a chained drift model (serving.drift_runtime, deployment.seldon);
+5. every answered customer is handed to the prediction log (churn.loop.predlog) by
+   reference: a bounded buffer drained by a background thread into partitioned
+   parquet (CHURN_SERVING_PREDICTION_LOG_*). The request never waits for the sink; a
+   full buffer or a failing sink drops records and counts them
+   (churn_serving_prediction_log_records{result="dropped"}), the answer stays 200.
 
 load() verifies and loads the bundle, resolves the Feast FeatureService in the
 registry (once) and prepares the Redis client; any failure raises ModelLoadError,
@@ -39,6 +44,7 @@ import asyncio
 import gc
 import logging
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,6 +57,7 @@ from mlserver.types import InferenceRequest, InferenceResponse, MetadataModelRes
 from mlserver.utils import get_model_uri
 
 from churn.drift.base import DriftDetector
+from churn.loop.predlog import ONLINE, PredictionBatch, PredictionLogWriter
 from churn.models.serialize import BIAS, ServingModel, aggregation_matrix
 from churn.schema import model_input_names
 from serving.bundle import LoadedBundle, load_bundle
@@ -68,7 +75,7 @@ from serving.errors import (
 from serving.metrics import ServingMetrics, serving_metrics
 from serving.online import MissingFeaturesError, OnlineFeatureReader, layout_from_store
 from serving.resp import RedisReplyError, RedisUnavailable, RespClient, endpoint_from_options
-from serving.scoring import CoalescingScorer
+from serving.scoring import CoalescingScorer, Scored
 from serving.settings import ServingSettings, get_serving_settings
 
 logger = logging.getLogger(__name__)
@@ -91,6 +98,7 @@ class _Loaded:
     scorer: CoalescingScorer
     contribution_map: npt.NDArray[np.float64]
     parameters: dict[str, Any]
+    log: PredictionLogWriter | None = None
 
 
 class ChurnRuntime(MLModel):  # type: ignore[misc]  # MLServer ships no type hints
@@ -198,6 +206,23 @@ class ChurnRuntime(MLModel):  # type: ignore[misc]  # MLServer ships no type hin
                 "feature_service": service,
                 "model_kind": bundle.manifest.model_kind,
             },
+            log=self._start_log(settings),
+        )
+
+    def _start_log(self, settings: ServingSettings) -> PredictionLogWriter | None:
+        """The prediction log's writer, or None when the log is disabled."""
+        if not settings.prediction_log_enabled:
+            return None
+        counter = self._metrics.prediction_log
+        written = counter.labels(self.name, "written")
+        dropped = counter.labels(self.name, "dropped")
+        return PredictionLogWriter(
+            settings.prediction_log_root,
+            flush_records=settings.prediction_log_flush_records,
+            flush_interval_s=settings.prediction_log_flush_interval_s,
+            max_buffered=settings.prediction_log_max_buffered,
+            on_written=written.inc,
+            on_dropped=dropped.inc,
         )
 
     @staticmethod
@@ -260,6 +285,8 @@ class ChurnRuntime(MLModel):  # type: ignore[misc]  # MLServer ships no type hin
         loaded.client.close()
         if loaded.drift is not None:
             loaded.drift.close()
+        if loaded.log is not None:  # flushes the buffer: a clean unload loses no record
+            await asyncio.to_thread(loaded.log.close)
         return True
 
     async def metadata(self) -> MetadataModelResponse:
@@ -351,7 +378,40 @@ class ChurnRuntime(MLModel):  # type: ignore[misc]  # MLServer ships no type hin
             parameters=parameters,
             features=self._served_features(scored.columns()) if request.features else None,
         )
+        if loaded.log is not None:
+            self._log(loaded, loaded.log, payload.id, ids, scored)
         return response
+
+    def _log(
+        self,
+        loaded: _Loaded,
+        log: PredictionLogWriter,
+        request_id: str | None,
+        ids: list[str],
+        scored: Scored,
+    ) -> None:
+        """Hand the request's predictions to the log: references only, no I/O, never raises."""
+        try:
+            log.offer(
+                PredictionBatch(
+                    request_id=request_id or uuid.uuid4().hex,
+                    customer_ids=ids,
+                    model_name=self.name,
+                    model_version=loaded.bundle.manifest.model_version,
+                    probabilities=scored.probabilities,
+                    threshold=loaded.bundle.manifest.threshold,
+                    event_times=scored.event_time,
+                    predicted_at=time.time(),
+                    source=ONLINE,
+                    features=(
+                        self._served_features(scored.columns())
+                        if self._settings_serving.prediction_log_features
+                        else None
+                    ),
+                )
+            )
+        except Exception as e:  # a logging bug must never cost the prediction
+            logger.error("prediction log: record of %s not kept: %r", self.name, e)
 
     @staticmethod
     def _served_features(columns: dict[str, Any]) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from churn.inference import DEFAULT_HOST, DEFAULT_HTTP_PORT, DEFAULT_MODEL_NAME
+from churn.loop import PREDICTION_LOG_DIR
 from churn.settings import FEATURE_REPO, get_settings
 
 
@@ -107,6 +108,39 @@ class ServingSettings(BaseSettings):
         "rewrites model-settings.json and a Pipeline step has no parameters, so the "
         "server's environment is the one place to turn it on.",
     )
+    prediction_log_enabled: bool = Field(
+        default=True,
+        description="Record every served customer in the prediction log (churn.loop.predlog), "
+        "off the request path: a full buffer or a failing sink drops records (counted in "
+        "churn_serving_prediction_log_records{result='dropped'}), never a prediction.",
+    )
+    prediction_log_uri: str | None = Field(
+        default=None,
+        description="Directory or fsspec URI (s3://bucket/prefix on EKS) of the prediction "
+        "log; default <CHURN_HOME>/prediction_log, the directory batch scoring writes too.",
+    )
+    prediction_log_flush_records: int = Field(
+        default=5000,
+        ge=1,
+        description="Buffered records that trigger a write of one parquet part.",
+    )
+    prediction_log_flush_interval_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="Longest time a record waits in the buffer: what a crash can lose at most.",
+    )
+    prediction_log_max_buffered: int = Field(
+        default=100_000,
+        ge=1,
+        description="Records the buffer holds while the sink is slow; more are dropped and "
+        "counted (bounds memory: about 100 bytes a record without features).",
+    )
+    prediction_log_features: bool = Field(
+        default=False,
+        description="Also record the served model inputs of each customer (a JSON column), "
+        "so the drift pipeline can test online traffic offline. Off: it multiplies the "
+        "log's size by about ten.",
+    )
     host: str = Field(
         default=DEFAULT_HOST,
         description="Interface the local MLServer listens on (0.0.0.0 in a container).",
@@ -130,6 +164,13 @@ class ServingSettings(BaseSettings):
     def serving_home(self) -> Path:
         """Root of the local server's state (never committed: under CHURN_HOME)."""
         return self.home if self.home is not None else get_settings().home / "serving"
+
+    @property
+    def prediction_log_root(self) -> str:
+        """Where the prediction log is written (prediction_log_uri or the default)."""
+        if self.prediction_log_uri:
+            return self.prediction_log_uri
+        return str(get_settings().home / PREDICTION_LOG_DIR)
 
 
 @lru_cache(maxsize=1)

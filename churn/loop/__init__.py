@@ -1,0 +1,18 @@
+"""Closing the loop: what was predicted, whom the company acted on, and what happened.
+
+Plain Python (no ZenML, no MLServer): the serving runtime, the batch steps and the
+campaign step are thin callers of these modules.
+
+- churn.loop.predlog: the prediction log, one parquet record per scored customer
+  (online and batch), partitioned by date and model version, in a directory or an
+  s3:// URI (fsspec); the online writer buffers off the request path;
+- churn.loop.campaign: a batch-scoring run turned into a retention campaign with a
+  seeded, risk-stratified random control group, and the treated arm's contact list.
+"""
+
+from typing import Final
+
+# Folder of the prediction log under CHURN_HOME when no URI is configured (online and
+# batch write the same log). Here, not in predlog, so that settings read it without
+# importing pyarrow.
+PREDICTION_LOG_DIR: Final = "prediction_log"
