@@ -20,7 +20,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from churn.inference import DEFAULT_HOST, DEFAULT_HTTP_PORT, DEFAULT_MODEL_NAME
-from churn.loop import PREDICTION_LOG_DIR
+from churn.loop import prediction_log_root
 from churn.settings import FEATURE_REPO, get_settings
 
 
@@ -168,9 +168,7 @@ class ServingSettings(BaseSettings):
     @property
     def prediction_log_root(self) -> str:
         """Where the prediction log is written (prediction_log_uri or the default)."""
-        if self.prediction_log_uri:
-            return self.prediction_log_uri
-        return str(get_settings().home / PREDICTION_LOG_DIR)
+        return prediction_log_root(self.prediction_log_uri)
 
 
 @lru_cache(maxsize=1)

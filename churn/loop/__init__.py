@@ -10,9 +10,21 @@ campaign step are thin callers of these modules.
   seeded, risk-stratified random control group, and the treated arm's contact list.
 """
 
+from __future__ import annotations
+
 from typing import Final
+
+from churn.settings import Settings, get_settings
 
 # Folder of the prediction log under CHURN_HOME when no URI is configured (online and
 # batch write the same log). Here, not in predlog, so that settings read it without
 # importing pyarrow.
 PREDICTION_LOG_DIR: Final = "prediction_log"
+
+
+def prediction_log_root(uri: str | None, settings: Settings | None = None) -> str:
+    """The log's location: `uri` when given (a directory or s3://...), else
+    <CHURN_HOME>/prediction_log, where online and batch predictions meet."""
+    if uri:
+        return uri
+    return str((settings or get_settings()).home / PREDICTION_LOG_DIR)

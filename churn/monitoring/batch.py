@@ -318,6 +318,43 @@ def write_predictions(
     return summary
 
 
+def log_batch_predictions(
+    predictions: pd.DataFrame,
+    *,
+    model_name: str,
+    threshold: float,
+    run_id: str,
+    root: str,
+    predicted_at: datetime | None = None,
+) -> int:
+    """Record a batch run's predictions in the prediction log (source "batch"); rows written.
+
+    The run id is every record's request id, so one run's records are found together;
+    the feature event time is the snapshot each customer was scored as of. Written
+    synchronously: a batch job, unlike the server, must fail loudly if it cannot record.
+    """
+    from churn.loop.predlog import BATCH, PredictionBatch, write_log
+
+    moment = (predicted_at or datetime.now(UTC)).timestamp()
+    snapshots = pd.to_datetime(predictions[SNAPSHOT_TIME], utc=True)
+    epoch = (snapshots - pd.Timestamp(0, tz="UTC")).dt.total_seconds().to_numpy(np.float64)
+    versions = predictions["model_version"].unique().tolist()
+    if len(versions) != 1:
+        raise ValueError(f"predictions mix model versions {versions}")
+    batch = PredictionBatch(
+        request_id=run_id,
+        customer_ids=predictions[ENTITY_KEY].astype(str).tolist(),
+        model_name=model_name,
+        model_version=str(versions[0]),
+        probabilities=predictions["churn_probability"].to_numpy(np.float64),
+        threshold=float(threshold),
+        event_times=epoch,
+        predicted_at=moment,
+        source=BATCH,
+    )
+    return write_log(root, [batch])
+
+
 def latest_predictions(root: Path | None = None) -> Path | None:
     """The directory of the newest batch run under `root`, or None if there is none yet."""
     root = root if root is not None else predictions_root()

@@ -199,3 +199,26 @@ def test_mixed_model_versions_are_refused(
     predictions.loc[0, "model_version"] = "churn-classifier-v6"
     with pytest.raises(ValueError, match="mix model versions"):
         write_predictions(predictions, 0.3, root=tmp_path, now=NOW)
+
+
+def test_batch_predictions_are_recorded_in_the_prediction_log(tmp_path: Path) -> None:
+    from churn.loop.predlog import read_log
+
+    predictions = pd.DataFrame(
+        {
+            "customer_id": ["a", "b"],
+            batch.SNAPSHOT_TIME: pd.to_datetime(["2025-02-01", "2025-01-01"], utc=True),
+            "churn_probability": [0.9, 0.1],
+            "model_version": "churn-classifier-v3",
+        }
+    )
+    n = batch.log_batch_predictions(
+        predictions, model_name="churn-classifier", threshold=0.5, run_id="run-1",
+        root=str(tmp_path), predicted_at=NOW,
+    )  # fmt: skip
+    log = read_log(str(tmp_path)).set_index("customer_id")
+    assert n == 2 and len(log) == 2
+    assert log.loc["a", "label"] and not log.loc["b", "label"]
+    assert log.loc["b", "feature_event_time"] == pd.Timestamp("2025-01-01", tz="UTC")
+    assert set(log["source"]) == {"batch"} and set(log["request_id"]) == {"run-1"}
+    assert (tmp_path / "date=2025-03-01" / "model_version=churn-classifier-v3").is_dir()

@@ -1,0 +1,1 @@
+"""Steps that turn a batch-scoring run into a retention campaign (churn.loop.campaign)."""
