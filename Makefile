@@ -13,7 +13,7 @@ ZENML := $(VENV)/bin/zenml
 # MLflow. `source .venv/bin/activate` sets the same variable for direct zenml commands.
 export ZENML_CONFIG_PATH ?= $(CURDIR)/.churn/zenml
 
-.PHONY: help setup lock redis-start redis-stop redis-status features lookup stack-local stack-eks feature-pipeline training-pipeline deployment-pipeline serve-status serve-stop predict batch-pipeline drift-pipeline champion mlflow-ui zenml-ui dashboard demo test crds lint format bench images k8s-render seldon-manifests clean-state
+.PHONY: help setup lock redis-start redis-stop redis-status features lookup stack-local stack-eks feature-pipeline training-pipeline deployment-pipeline serve-status serve-stop predict batch-pipeline drift-pipeline champion mlflow-ui zenml-ui dashboard demo test crds lint format bench images k8s-render seldon-manifests clean-state twin-up twin-status twin-down
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -125,6 +125,15 @@ k8s-render: ## render every kustomize overlay offline into build/k8s/
 
 seldon-manifests: setup ## regenerate the Seldon YAML under k8s/ from deployment.seldon
 	$(PY) k8s/render_seldon.py
+
+twin-up: setup ## production twin: TLS Redis, PostgreSQL, S3 (moto), MLflow server on PostgreSQL+S3 (.churn/twin)
+	@$(PY) -m churn.twin up
+
+twin-status: ## which twin services answer (`python -m churn.twin env`: the clients' environment)
+	@$(PY) -m churn.twin status
+
+twin-down: ## stop every twin service (PostgreSQL data stays in .churn/twin; S3 is in memory)
+	@$(PY) -m churn.twin down
 
 clean-state: serve-stop redis-stop ## delete all local state (.churn/): stores, registries, runs
 	rm -rf $(CURDIR)/.churn

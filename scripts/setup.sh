@@ -54,6 +54,17 @@ if ! command -v redis-server >/dev/null 2>&1; then
     exit 1
   fi
 fi
+# The production twin (churn/twin.py, tests/twin): Debian's PostgreSQL stands in for
+# RDS, rclone is the tool Seldon's agent downloads models with.
+if ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || ! command -v rclone >/dev/null 2>&1; then
+  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+    apt_install postgresql rclone
+    # Like redis-server's, the package may start a system-wide cluster; the twin never uses it.
+  else
+    echo "setup: the twin needs Debian's postgresql and rclone: apt-get install postgresql rclone" >&2
+    exit 1
+  fi
+fi
 # Debian's Chromium: the dashboard's browser test drives it (a test tool's own browser
 # download does not work offline).
 if [ ! -x /usr/bin/chromium ]; then
