@@ -180,6 +180,10 @@ def client_env(cfg: TwinConfig, creds: Credentials) -> dict[str, str]:
         "CHURN_REDIS_DB": "0",
         "CHURN_S3_BUCKET": BUCKET,
         "CHURN_MLFLOW_TRACKING_URI": cfg.mlflow_uri,
+        # For the ZenML secret stacks/twin.yaml's tracker reads (ZenML requires one for
+        # a remote URI); the twin's MLflow server has no auth and ignores them.
+        "MLFLOW_TRACKING_USERNAME": "twin",
+        "MLFLOW_TRACKING_PASSWORD": "unchecked",
         "SSL_CERT_FILE": str(cfg.ca_file),
     }
 
