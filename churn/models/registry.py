@@ -27,6 +27,7 @@ import json
 import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from importlib.metadata import packages_distributions
 from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Any, Final
@@ -118,8 +119,21 @@ def _pip_requirements(kind: str) -> list[str]:
     """Exact pins of what loading the logged sklearn model imports (no slow inference)."""
     packages = ["scikit-learn", "numpy", "pandas", "scipy", "skops"]
     if kind == "xgboost":
-        packages.append("xgboost")
+        packages.append(_distribution_of("xgboost"))
     return [f"{p}=={package_version(p)}" for p in packages]
+
+
+def _distribution_of(module: str) -> str:
+    """The installed distribution that provides `module`.
+
+    Why: one import name ships under several distributions (xgboost and xgboost-cpu,
+    the CPU-only build this project pins), and the logged requirement must name the
+    one that is installed, or MLflow's environment would pull the other.
+    """
+    names = packages_distributions().get(module)
+    if not names:
+        raise RuntimeError(f"no installed distribution provides the module {module!r}")
+    return names[0]
 
 
 def log_candidate(
@@ -494,3 +508,17 @@ def load_champion_serving(
     """The champion's safe serving model (what the inference runtime loads)."""
     ref = champion_ref(name, tracking_uri)
     return load_serving_model(name, ref.version, tracking_uri, dst)
+
+
+def heldout_metrics(
+    name: str, version: str, metrics: tuple[str, ...], tracking_uri: str | None = None
+) -> dict[str, float]:
+    """A registered version's offline held-out figures (its run's `test_<metric>`s).
+
+    Why: realized performance in production is judged beside what the model
+    promised on held-out data when it was trained. Metrics the run lacks are left out.
+    """
+    client = use_tracking(tracking_uri)
+    run = client.get_run(client.get_model_version(name, version).run_id)
+    logged = run.data.metrics
+    return {m: float(logged[f"{TEST_PREFIX}{m}"]) for m in metrics if f"{TEST_PREFIX}{m}" in logged}
