@@ -13,7 +13,7 @@ ZENML := $(VENV)/bin/zenml
 # MLflow. `source .venv/bin/activate` sets the same variable for direct zenml commands.
 export ZENML_CONFIG_PATH ?= $(CURDIR)/.churn/zenml
 
-.PHONY: help setup lock redis-start redis-stop redis-status features lookup stack-local stack-eks feature-pipeline training-pipeline deployment-pipeline serve-status serve-stop predict batch-pipeline drift-pipeline champion mlflow-ui zenml-ui dashboard demo test crds lint format bench images k8s-render seldon-manifests clean-state twin-up twin-status twin-down
+.PHONY: help setup lock redis-start redis-stop redis-status features lookup stack-local stack-eks feature-pipeline training-pipeline deployment-pipeline serve-status serve-stop predict batch-pipeline drift-pipeline champion mlflow-ui zenml-ui dashboard demo test crds lint format bench images wheelhouse base-image k8s-render seldon-manifests clean-state twin-up twin-status twin-down
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -21,9 +21,14 @@ help: ## list the targets
 setup: ## build .venv from requirements.lock and make redis-server available
 	@bash scripts/setup.sh
 
-lock: ## recompile requirements.lock (and the images' runtime subset) from pyproject.toml's pins
+# The MLServer image leaves out what serving never imports (the '# omit:' lines of docker/serving.in).
+SERVING_OMIT = $(shell sed -n 's/^\# omit: *\([A-Za-z0-9_.-]*\).*/--no-emit-package \1/p' docker/serving.in)
+
+lock: ## recompile requirements.lock and the images' hashed sets (docker/requirements.{runtime,serving,build}.txt)
 	uv pip compile pyproject.toml --extra dev --python-version 3.11 -o requirements.lock --no-header --no-annotate
-	uv pip compile pyproject.toml --python-version 3.11 --python-platform x86_64-manylinux_2_28 -c requirements.lock --no-annotate --custom-compile-command "make lock" -o docker/requirements.runtime.txt
+	uv pip compile pyproject.toml --python-version 3.11 --python-platform x86_64-manylinux_2_28 -c requirements.lock --no-annotate --generate-hashes --custom-compile-command "make lock" -o docker/requirements.runtime.txt
+	uv pip compile docker/serving.in --python-version 3.11 --python-platform x86_64-manylinux_2_28 -c requirements.lock --no-annotate --generate-hashes $(SERVING_OMIT) --custom-compile-command "make lock" -o docker/requirements.serving.txt
+	uv pip compile docker/build.in --python-version 3.11 --python-platform x86_64-manylinux_2_28 --no-annotate --generate-hashes --custom-compile-command "make lock" -o docker/requirements.build.txt
 
 redis-start: setup ## start the project's own Redis (port 6390, data in .churn/redis)
 	@$(CHURN) redis start
@@ -115,9 +120,14 @@ bench: setup ## benchmarks (print figures; not tests)
 
 IMAGE_TAG ?= 0.1.0
 
-images: ## build the steps and MLServer images (needs a Docker engine)
-	docker build -f docker/steps.Dockerfile -t churn-steps:$(IMAGE_TAG) .
-	docker build -f docker/mlserver.Dockerfile -t churn-mlserver:$(IMAGE_TAG) .
+images: setup ## build churn-steps and churn-mlserver (docker, else podman) offline from the wheelhouse
+	@$(PY) -m deployment.containers images --tag $(IMAGE_TAG)
+
+wheelhouse: setup ## fetch the wheels the images install into build/wheelhouse (sha256-checked, host pip config)
+	@$(PY) -m deployment.containers wheelhouse
+
+base-image: setup ## python:3.11-slim-bookworm, or an equivalent built from Debian packages when it cannot be pulled
+	@$(PY) -m deployment.containers base-image
 
 k8s-render: ## render every kustomize overlay offline into build/k8s/
 	@mkdir -p build/k8s

@@ -64,6 +64,7 @@ def assemble_dir(out_dir: Path, fill: Callable[[Path], T], *, replace: bool = Fa
         raise FileExistsError(f"{out_dir} exists and is not an empty directory")
     with _staging(out_dir.parent, out_dir.name) as staging:
         value = fill(staging)
+        open_to_readers(staging)
         if out_dir.is_dir():
             if replace:
                 shutil.rmtree(out_dir)
@@ -71,6 +72,22 @@ def assemble_dir(out_dir: Path, fill: Callable[[Path], T], *, replace: bool = Fa
                 out_dir.rmdir()
         staging.rename(out_dir)
     return value
+
+
+def open_to_readers(tree: Path) -> None:
+    """Make every directory under `tree` 0755 and every file 0644.
+
+    Why: mkdtemp and mkstemp create owner-only entries (0700, 0600), so a published
+    directory built in a staging folder would be unreadable to any other user: a
+    serving bundle written on the host and mounted into the MLServer image (uid 1000)
+    failed with "Permission denied" on manifest.json. Outputs are for every reader.
+    """
+    tree.chmod(0o755)
+    for parent, dirs, files in os.walk(tree):
+        for name in dirs:
+            (Path(parent) / name).chmod(0o755)
+        for name in files:
+            (Path(parent) / name).chmod(0o644)
 
 
 def publish_dir(root: Path, name: str, fill: Callable[[Path], None]) -> Path:
@@ -81,10 +98,7 @@ def publish_dir(root: Path, name: str, fill: Callable[[Path], None]) -> Path:
     """
     with _staging(root, name) as tmp:
         fill(tmp)
-        # mkdtemp/mkstemp create owner-only entries; outputs are for every reader.
-        tmp.chmod(0o755)
-        for entry in tmp.iterdir():
-            entry.chmod(0o644)
+        open_to_readers(tmp)
         for attempt in range(1, 1000):
             target = root / (name if attempt == 1 else f"{name}-{attempt}")
             try:

@@ -95,8 +95,13 @@ def build_bundle(
     drift_dir: Path | None = None,
     metadata: Mapping[str, Any] | None = None,
     settings: ServingSettings | None = None,
+    feature_layout: Mapping[str, Any] | None = None,
 ) -> BundleManifest:
     """Assemble a bundle in `out_dir` (new or empty) from a saved model (+ detector).
+
+    `feature_layout` (serving.online.OnlineLayout.to_json(), see feature_layout_of)
+    lets the server run without the Feast registry; without it the server resolves
+    the FeatureService in the registry at load.
 
     The model is loaded once to prove it loads under the current schema before
     anything is written; the bundle is assembled in a temporary sibling directory and
@@ -135,6 +140,7 @@ def build_bundle(
             has_drift_detector=drift_dir is not None,
             created_at=created_at,
             metadata=dict(metadata or {}),
+            feature_layout=dict(feature_layout) if feature_layout is not None else None,
         )
         write_json_atomic(staging / MANIFEST, manifest.to_json())
         write_json_atomic(staging / MODEL_SETTINGS, model_settings(model_name))
@@ -145,6 +151,20 @@ def build_bundle(
         return assemble_dir(out_dir, fill)
     except FileExistsError as e:
         raise BundleError(str(e)) from e
+
+
+def feature_layout_of(service: str, settings: ServingSettings | None = None) -> dict[str, Any]:
+    """The Redis layout of FeatureService `service`, from the Feast registry serving would read.
+
+    Checked against churn.schema (serving.online.layout_from_store): a bundle never
+    records a layout its runtime would refuse.
+    """
+    from churn.features.store import get_store
+    from serving.online import layout_from_store
+
+    s = settings or get_serving_settings()
+    store = get_store(s.feature_repo, yaml_file=s.feature_store_yaml)
+    return layout_from_store(store, service).to_json()
 
 
 def build_bundle_from_pipeline(

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from churn.models.registry import ChampionArtifacts
 from deployment import local_server
-from deployment.bundle import build_bundle
+from deployment.bundle import build_bundle, feature_layout_of
 from deployment.drift_model import build_drift_model
 from deployment.seldon.apply import ApplyResult, apply_manifests
 from deployment.seldon.render import seldon_v1_objects, seldon_v2_objects
@@ -37,6 +37,7 @@ def bundle_champion(
         drift_dir=champion.drift_dir,
         metadata={"registered_model": champion.model_name, "registry_version": champion.version},
         settings=settings,
+        feature_layout=feature_layout_of(champion.feature_service, settings),
     )
 
 

@@ -10,30 +10,38 @@
 #
 #   docker build -f docker/mlserver.Dockerfile -t churn-mlserver:0.1.0 .
 #
-# Same locked wheels as the steps image (docker/requirements.runtime.txt, one
-# environment: docs/decisions.md, 1), --no-deps --no-build.
+# Installs docker/requirements.serving.txt: what the serving runtimes import, at the
+# versions of requirements.lock (the steps image carries the whole runtime set).
 
 ARG PYTHON_IMAGE=python:3.11.15-slim-bookworm
 
-# ---------------------------------------------------------------- builder
-FROM ${PYTHON_IMAGE} AS builder
+# ---------------------------------------------------------------- deps
+# Locked wheels only, from the host's wheelhouse (build/wheelhouse, filled and
+# sha256-checked by `make wheelhouse`), bind-mounted for this step alone: no index,
+# no network (`make images` builds with --network none), nothing of the host's pip
+# configuration in any layer, and the wheels themselves never reach an image.
+FROM ${PYTHON_IMAGE} AS deps
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     UV_NO_CACHE=1 \
     UV_PYTHON_DOWNLOADS=never
-RUN pip install --no-cache-dir uv==0.13.9 \
-    && uv venv --python /usr/local/bin/python3.11 /opt/venv
-COPY docker/requirements.runtime.txt /tmp/requirements.runtime.txt
-RUN uv pip install --python /opt/venv/bin/python --no-deps --no-build --compile-bytecode \
-        -r /tmp/requirements.runtime.txt
+COPY docker/requirements.build.txt docker/requirements.serving.txt /tmp/
+RUN --mount=type=bind,source=build/wheelhouse,target=/wheels \
+    pip install --no-cache-dir --no-index --find-links /wheels --no-deps --require-hashes \
+        -r /tmp/requirements.build.txt \
+    && uv venv --python /usr/local/bin/python3.11 /opt/venv \
+    && uv pip install --python /opt/venv/bin/python --no-index --find-links /wheels \
+        --require-hashes --no-deps --no-build --compile-bytecode -r /tmp/requirements.serving.txt
+
+# ---------------------------------------------------------------- app
+# The code, byte-compiled, in a stage of its own: a code-only change rebuilds from
+# here and the final image recopies /app (a few MB), never the venv.
+FROM deps AS app
 WORKDIR /app
-COPY pyproject.toml README.md ./
 COPY churn/ churn/
 COPY serving/ serving/
 COPY feature_repo/ feature_repo/
-# Editable: churn.settings resolves feature_repo/ next to the package (/app).
-RUN uv pip install --python /opt/venv/bin/python --no-deps --compile-bytecode -e . \
-    && /opt/venv/bin/python -m compileall -q /app
+RUN /opt/venv/bin/python -m compileall -q /app
 
 # ---------------------------------------------------------------- runtime
 FROM ${PYTHON_IMAGE}
@@ -44,8 +52,8 @@ LABEL org.opencontainers.image.title="churn-mlserver" \
 RUN groupadd --gid 1000 churn \
     && useradd --uid 1000 --gid 1000 --create-home --shell /usr/sbin/nologin churn \
     && install -d -o 1000 -g 1000 /srv/mlserver /var/lib/churn /mnt/models
-COPY --from=builder /opt/venv /opt/venv
-COPY --from=builder /app /app
+COPY --from=deps /opt/venv /opt/venv
+COPY --from=app /app /app
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
@@ -54,6 +62,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     CHURN_HOME=/var/lib/churn \
     CHURN_SERVING_HOST=0.0.0.0 \
     MPLCONFIGDIR=/tmp/matplotlib \
+    NUMBA_CACHE_DIR=/tmp/numba \
     MLSERVER_HOST=0.0.0.0 \
     MLSERVER_HTTP_PORT=8080 \
     MLSERVER_GRPC_PORT=8081 \

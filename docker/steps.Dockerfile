@@ -14,20 +14,30 @@
 
 ARG PYTHON_IMAGE=python:3.11.15-slim-bookworm
 
-# ---------------------------------------------------------------- builder
-FROM ${PYTHON_IMAGE} AS builder
+# ---------------------------------------------------------------- deps
+# pip stays in the venv (ZenML shells out to it); uv does not. Locked wheels only, from the host's wheelhouse (build/wheelhouse, filled and
+# sha256-checked by `make wheelhouse`), bind-mounted for this step alone: no index,
+# no network (`make images` builds with --network none), nothing of the host's pip
+# configuration in any layer, and the wheels themselves never reach an image.
+FROM ${PYTHON_IMAGE} AS deps
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     UV_NO_CACHE=1 \
     UV_PYTHON_DOWNLOADS=never
-# --seed: pip inside the venv, ZenML shells out to it (docs/decisions.md, 1)
-RUN pip install --no-cache-dir uv==0.13.9 \
-    && uv venv --seed --python /usr/local/bin/python3.11 /opt/venv
-COPY docker/requirements.runtime.txt /tmp/requirements.runtime.txt
-RUN uv pip install --python /opt/venv/bin/python --no-deps --no-build --compile-bytecode \
-        -r /tmp/requirements.runtime.txt
+COPY docker/requirements.build.txt docker/requirements.runtime.txt /tmp/
+RUN --mount=type=bind,source=build/wheelhouse,target=/wheels \
+    pip install --no-cache-dir --no-index --find-links /wheels --no-deps --require-hashes \
+        -r /tmp/requirements.build.txt \
+    && uv venv --python /usr/local/bin/python3.11 /opt/venv \
+    && uv pip install --python /opt/venv/bin/python --no-index --find-links /wheels \
+        --require-hashes --no-deps --no-build --compile-bytecode -r /tmp/requirements.runtime.txt \
+    && uv pip install --python /opt/venv/bin/python --no-index --find-links /wheels \
+        --require-hashes --no-deps -r /tmp/requirements.build.txt \
+    && uv pip uninstall --python /opt/venv/bin/python uv
+
+# ---------------------------------------------------------------- app
+FROM deps AS app
 WORKDIR /app
-COPY pyproject.toml README.md ./
 COPY churn/ churn/
 COPY serving/ serving/
 COPY deployment/ deployment/
@@ -36,10 +46,7 @@ COPY pipelines/ pipelines/
 COPY feature_repo/ feature_repo/
 COPY configs/ configs/
 COPY dashboard/ dashboard/
-# Editable on purpose: churn.settings finds feature_repo/ from its own file
-# (PROJECT_ROOT), so the package must run from /app, not from site-packages.
-RUN uv pip install --python /opt/venv/bin/python --no-deps --compile-bytecode -e . \
-    && /opt/venv/bin/python -m compileall -q /app
+RUN /opt/venv/bin/python -m compileall -q /app
 
 # ---------------------------------------------------------------- runtime
 FROM ${PYTHON_IMAGE}
@@ -50,8 +57,8 @@ LABEL org.opencontainers.image.title="churn-steps" \
 RUN groupadd --gid 1000 churn \
     && useradd --uid 1000 --gid 1000 --create-home --shell /usr/sbin/nologin churn \
     && install -d -o 1000 -g 1000 /var/lib/churn /var/lib/mlflow
-COPY --from=builder /opt/venv /opt/venv
-COPY --from=builder /app /app
+COPY --from=deps /opt/venv /opt/venv
+COPY --from=app /app /app
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
@@ -61,7 +68,8 @@ ENV PATH=/opt/venv/bin:$PATH \
     ZENML_CONFIG_PATH=/home/churn/.config/zenml \
     ZENML_ENABLE_REPO_INIT_WARNINGS=false \
     ZENML_ANALYTICS_OPT_IN=false \
-    MPLCONFIGDIR=/tmp/matplotlib
+    MPLCONFIGDIR=/tmp/matplotlib \
+    NUMBA_CACHE_DIR=/tmp/numba
 WORKDIR /app
 USER 1000:1000
 # A batch image: ZenML step pods and the feast job run to completion; the MLflow

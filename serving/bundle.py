@@ -4,8 +4,8 @@ Layout:
 
     <bundle>/
       manifest.json         what is served: model name and version, threshold, Feast
-                            FeatureService, schema fingerprint, feature order, and the
-                            sha256 of every other file in the bundle
+                            FeatureService and its Redis layout, schema fingerprint,
+                            feature order, and the sha256 of every other file
       model/                churn.models.serialize.save_model output (no pickle)
       drift/                optional: a saved churn.drift detector
       model-settings.json   MLServer: implementation serving.runtime.ChurnRuntime,
@@ -64,6 +64,9 @@ class BundleManifest:
     has_drift_detector: bool
     created_at: str
     metadata: dict[str, Any]
+    # serving.online.OnlineLayout.to_json() of feature_service, resolved at build time
+    # from the Feast registry: with it the server needs no registry, only Redis.
+    feature_layout: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The manifest as written to disk."""
@@ -81,6 +84,7 @@ class BundleManifest:
             "has_drift_detector": self.has_drift_detector,
             "created_at": self.created_at,
             "metadata": self.metadata,
+            "feature_layout": self.feature_layout,
         }
 
 
@@ -115,6 +119,13 @@ def _require(raw: Mapping[str, Any], key: str, kind: type | tuple[type, ...], pa
     if not isinstance(value, kind):
         raise BundleError(f"{path}: manifest {key!r} has type {type(value).__name__}")
     return value
+
+
+def _optional_layout(raw: Mapping[str, Any], path: Path) -> dict[str, Any] | None:
+    layout = raw.get("feature_layout")
+    if layout is not None and not isinstance(layout, dict):
+        raise BundleError(f"{path}: manifest 'feature_layout' has type {type(layout).__name__}")
+    return layout
 
 
 def read_manifest(bundle_dir: Path, *, verify_files: bool = True) -> BundleManifest:
@@ -155,6 +166,7 @@ def read_manifest(bundle_dir: Path, *, verify_files: bool = True) -> BundleManif
         has_drift_detector=bool(_require(raw, "has_drift_detector", bool, path)),
         created_at=str(raw.get("created_at", "")),
         metadata=dict(raw.get("metadata") or {}),
+        feature_layout=_optional_layout(raw, path),
     )
     if manifest.schema_fingerprint != schema_fingerprint():
         raise BundleError(

@@ -7,9 +7,11 @@ as below; a naive runtime built on it served ~35 requests/s (docs/decisions.md, 
 
 What is reused from Feast, so that nothing about its storage format is guessed:
 
-- the layout comes from Feast's registry at load time: which feature views the
-  FeatureService projects, which features of each, the project and the entity key
-  serialization version (`layout_from_store`);
+- the layout comes from Feast's registry: which feature views the FeatureService
+  projects, which features of each, the project and the entity key serialization
+  version (`layout_from_store`), resolved when the bundle is built and recorded in
+  its manifest (`layout_from_json` re-checks it at load), or read from the registry
+  at load for a service the bundle does not record;
 - Redis keys are Feast's own entity-key serialization: the bytes before the id are
   taken from `feast.infra.key_encoding_utils.serialize_entity_key` at load, and the
   construction is checked against Feast's output for probe ids (a Feast upgrade that
@@ -41,6 +43,7 @@ from serving.resp import RespClient, pack_bulk
 
 if TYPE_CHECKING:
     from feast import FeatureStore
+    from feast.repo_config import RepoConfig
 
 _MISS: Final = object()
 # Decoded-value memo size; cleared when exceeded (bounded memory for high-cardinality data).
@@ -78,6 +81,17 @@ class OnlineLayout:
     key_prefix: bytes
     views: tuple[ViewFields, ...]
     derived: tuple[str, ...]
+    serialization_version: int
+
+    def to_json(self) -> dict[str, Any]:
+        """What a serving bundle records (layout_from_json reads it back, re-checked)."""
+        return {
+            "service": self.service,
+            "project": self.project,
+            "entity_key_serialization_version": self.serialization_version,
+            "views": [{"view": v.view, "features": list(v.features)} for v in self.views],
+            "derived": list(self.derived),
+        }
 
     @property
     def fields(self) -> tuple[bytes, ...]:
@@ -130,14 +144,7 @@ def layout_from_store(store: FeatureStore, service_name: str) -> OnlineLayout:
     another entity, raw features missing or unexpected, derived features other than
     DERIVED_FEATURES, or an online store other than a single Redis endpoint.
     """
-    from feast.infra.online_stores.redis import RedisOnlineStoreConfig, RedisType
-
-    online = store.config.online_store
-    if not isinstance(online, RedisOnlineStoreConfig) or online.redis_type != RedisType.redis:
-        raise LayoutError(
-            f"serving reads a single Redis endpoint; the feature store's online store is "
-            f"{getattr(online, 'type', online)!r} ({getattr(online, 'redis_type', '')})"
-        )
+    check_online_store(store.config)
     service = store.get_feature_service(service_name)
     odfv_names = {v.name for v in store.list_on_demand_feature_views()}
     views: list[ViewFields] = []
@@ -155,11 +162,58 @@ def layout_from_store(store: FeatureStore, service_name: str) -> OnlineLayout:
                 f"(online={view.online}, join keys={keys}, key map={projection.join_key_map})"
             )
         views.append(ViewFields(view.name, names))
+    return checked_layout(
+        service_name,
+        store.config.project,
+        int(store.config.entity_key_serialization_version),
+        views,
+        derived,
+    )
+
+
+def check_online_store(config: RepoConfig) -> None:
+    """LayoutError unless the feature store's online store is one Redis endpoint."""
+    from feast.infra.online_stores.redis import RedisOnlineStoreConfig, RedisType
+
+    online = config.online_store
+    if not isinstance(online, RedisOnlineStoreConfig) or online.redis_type != RedisType.redis:
+        raise LayoutError(
+            f"serving reads a single Redis endpoint; the feature store's online store is "
+            f"{getattr(online, 'type', online)!r} ({getattr(online, 'redis_type', '')})"
+        )
+
+
+def layout_from_json(raw: Any) -> OnlineLayout:
+    """The layout a serving bundle recorded (OnlineLayout.to_json), checked again here.
+
+    Why a bundle carries it: the server then needs no Feast registry, only Redis; a
+    plain container given just a bundle, or a pod without the registry's volume or S3
+    rights, serves the FeatureService the model was built against.
+    """
+    try:
+        views = [ViewFields(str(v["view"]), tuple(map(str, v["features"]))) for v in raw["views"]]
+        return checked_layout(
+            str(raw["service"]),
+            str(raw["project"]),
+            int(raw["entity_key_serialization_version"]),
+            views,
+            [str(d) for d in raw["derived"]],
+        )
+    except (KeyError, TypeError, ValueError) as e:
+        if isinstance(e, LayoutError):
+            raise
+        raise LayoutError(f"the recorded feature layout is malformed: {e!r}") from e
+
+
+def checked_layout(
+    service: str, project: str, version: int, views: Sequence[ViewFields], derived: Sequence[str]
+) -> OnlineLayout:
+    """An OnlineLayout whose features are exactly churn.schema's and whose keys are Feast's."""
     raw = [name for v in views for name in v.features]
     expected = feature_names()
     if sorted(raw) != sorted(expected) or len(raw) != len(set(raw)):
         raise LayoutError(
-            f"feature service {service_name!r} serves raw features that differ from "
+            f"feature service {service!r} serves raw features that differ from "
             f"churn.schema: missing {sorted(set(expected) - set(raw))}, unexpected "
             f"{sorted(set(raw) - set(expected))}, duplicated "
             f"{sorted({n for n in raw if raw.count(n) > 1})}"
@@ -167,17 +221,16 @@ def layout_from_store(store: FeatureStore, service_name: str) -> OnlineLayout:
     wanted_derived = [d.name for d in DERIVED_FEATURES]
     if sorted(derived) != sorted(wanted_derived):
         raise LayoutError(
-            f"feature service {service_name!r} has derived features {sorted(derived)}, "
+            f"feature service {service!r} has derived features {sorted(derived)}, "
             f"churn.schema defines {sorted(wanted_derived)}"
         )
-    project = store.config.project
-    version = int(store.config.entity_key_serialization_version)
     return OnlineLayout(
-        service=service_name,
+        service=service,
         project=project,
         key_prefix=_key_prefix(project, version),
         views=tuple(views),
         derived=tuple(wanted_derived),
+        serialization_version=version,
     )
 
 

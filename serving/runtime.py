@@ -45,6 +45,7 @@ import gc
 import logging
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -73,7 +74,13 @@ from serving.errors import (
     UnknownCustomerError,
 )
 from serving.metrics import ServingMetrics, serving_metrics
-from serving.online import MissingFeaturesError, OnlineFeatureReader, layout_from_store
+from serving.online import (
+    MissingFeaturesError,
+    OnlineFeatureReader,
+    check_online_store,
+    layout_from_json,
+    layout_from_store,
+)
 from serving.resp import RedisReplyError, RedisUnavailable, RespClient, endpoint_from_options
 from serving.scoring import CoalescingScorer, Scored
 from serving.settings import ServingSettings, get_serving_settings
@@ -169,7 +176,9 @@ class ChurnRuntime(MLModel):  # type: ignore[misc]  # MLServer ships no type hin
         uri = settings.model_uri or await get_model_uri(self.settings)
         bundle = await asyncio.to_thread(load_bundle, Path(uri))
         service = settings.feature_service or bundle.manifest.feature_service
-        layout, connection = await asyncio.to_thread(self._feast_layout, settings, service)
+        layout, connection = await asyncio.to_thread(
+            self._feast_layout, settings, service, bundle.manifest.feature_layout
+        )
         nodes, options = connection
         endpoint = endpoint_from_options(
             nodes, options, f"{settings.feature_store_yaml} online_store"
@@ -227,18 +236,29 @@ class ChurnRuntime(MLModel):  # type: ignore[misc]  # MLServer ships no type hin
 
     @staticmethod
     def _feast_layout(
-        settings: ServingSettings, service: str
+        settings: ServingSettings, service: str, recorded: Mapping[str, Any] | None
     ) -> tuple[Any, tuple[list[dict[str, str]], dict[str, Any]]]:
-        """Open the Feast store once (blocking; run in a thread) and resolve the layout."""
+        """The service's Redis layout and connection (blocking; run in a thread).
+
+        The layout the bundle recorded for `service` when it has one (no registry
+        read, so no registry file, volume or S3 access is needed), else the Feast
+        registry's.
+        """
         from feast.infra.online_stores.redis import RedisOnlineStore
 
-        from churn.features.store import get_store
+        from churn.features.store import get_store, repo_config
 
-        store = get_store(settings.feature_repo, yaml_file=settings.feature_store_yaml)
-        layout = layout_from_store(store, service)
+        if recorded is not None and recorded.get("service") == service:
+            config = repo_config(settings.feature_repo, yaml_file=settings.feature_store_yaml)
+            check_online_store(config)
+            layout = layout_from_json(recorded)
+        else:
+            store = get_store(settings.feature_repo, yaml_file=settings.feature_store_yaml)
+            config = store.config
+            layout = layout_from_store(store, service)
         # Feast's own parser of its connection string: serving connects exactly as Feast would.
         connection = RedisOnlineStore._parse_connection_string(
-            store.config.online_store.connection_string
+            config.online_store.connection_string
         )
         return layout, connection
 

