@@ -52,6 +52,13 @@ class Settings(BaseSettings):
     mlflow_tracking_uri: str | None = Field(
         default=None, description="MLflow tracking URI; defaults to SQLite under home."
     )
+    feature_store_yaml: str = Field(
+        default="feature_store.yaml",
+        description="Feast config file inside feature_repo/ that pipelines and serving open: "
+        "feature_store.yaml locally, feature_store.eks.yaml on EKS and on the production "
+        "twin (ElastiCache over TLS, registry on S3). One setting for every process, so "
+        "the pipelines' registry and online store are the ones serving reads.",
+    )
 
     @property
     def redis_dir(self) -> Path:

@@ -46,9 +46,10 @@ class ServingSettings(BaseSettings):
         description="Feast repo whose registry defines the FeatureService the bundle names.",
     )
     feature_store_yaml: str = Field(
-        default="feature_store.yaml",
+        default_factory=lambda: get_settings().feature_store_yaml,
         description="Feast config file inside feature_repo: feature_store.yaml locally, "
-        "feature_store.eks.yaml on EKS (ElastiCache over TLS).",
+        "feature_store.eks.yaml on EKS (ElastiCache over TLS). Unset: the pipelines' "
+        "own (CHURN_FEATURE_STORE_YAML), so serving reads the store they wrote.",
     )
     feature_service: str | None = Field(
         default=None,

@@ -52,7 +52,6 @@ from churn.features.names import FEATURE_SERVICE, source_name
 from churn.schema import ENTITY_KEY, EVENT_TIMESTAMP, Group, feature_names, model_input_names
 from churn.settings import FEATURE_REPO, Settings, get_settings
 
-DEFAULT_YAML = "feature_store.yaml"
 _EXAMPLES = 5  # how many offending keys an error message lists
 
 
@@ -107,17 +106,19 @@ def repo_config(
     repo_path: Path = FEATURE_REPO,
     settings: Settings | None = None,
     *,
-    yaml_file: str = DEFAULT_YAML,
+    yaml_file: str | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> RepoConfig:
     """Parse and validate a feature_store yaml with variables from settings.
 
+    `yaml_file` defaults to settings.feature_store_yaml (CHURN_FEATURE_STORE_YAML): a
+    pipeline pod on EKS opens feature_store.eks.yaml from its environment alone.
     Values come from `feast_env(settings)` first, then `environ` (os.environ by
     default) for variables settings does not know (e.g. the EKS bucket); an unset
     variable raises MissingEnvironmentVariableError naming it.
     """
     settings = settings or get_settings()
-    path = repo_path / yaml_file
+    path = repo_path / (yaml_file or settings.feature_store_yaml)
     env = {**(os.environ if environ is None else environ), **feast_env(settings)}
     raw = yaml.safe_load(substitute(path.read_text(), env, source=str(path)))
     try:
@@ -132,7 +133,7 @@ def get_store(
     repo_path: Path = FEATURE_REPO,
     settings: Settings | None = None,
     *,
-    yaml_file: str = DEFAULT_YAML,
+    yaml_file: str | None = None,
 ) -> FeatureStore:
     """A FeatureStore for the repo, configured from settings (no env export needed).
 

@@ -93,3 +93,21 @@ def test_the_eks_offline_store_is_where_feature_store_eks_yaml_says() -> None:
                              if line.startswith("#")))  # fmt: skip
     assert "CHURN_HOME/offline" in header and "EFS" in header, header
     assert not re.search(r"parquet tables from S3|s3:// FileSource", _words(config)), config
+
+
+# ------------------------------------------------------------------ feature store of pipeline pods
+
+
+def test_pipeline_pods_on_eks_open_the_eks_feature_store() -> None:
+    """Step pods take CHURN_* from the churn-serving ConfigMap (stacks/eks.yaml); the
+    feature store they open must be feature_store.eks.yaml (ElastiCache over TLS, the
+    registry on S3 that serving reads), not the laptop's plaintext Redis and local
+    registry. Found by running the pipelines on the production twin."""
+    eks = {(o["kind"], o["metadata"]["name"]): o for o in kustomize(K8S_DIR / "overlays" / "eks")}
+    data = eks[("ConfigMap", "churn-serving")]["data"]
+    settings = Settings(feature_store_yaml=data["CHURN_FEATURE_STORE_YAML"])
+    assert settings.feature_store_yaml == "feature_store.eks.yaml"
+    assert (PROJECT_ROOT / "feature_repo" / settings.feature_store_yaml).is_file()
+    stack = yaml.safe_load((PROJECT_ROOT / "stacks" / "eks.yaml").read_text(encoding="utf-8"))
+    pod = stack["components"]["orchestrator"][0]["configuration"]["pod_settings"]
+    assert {"configMapRef": {"name": "churn-serving"}} in pod["env_from"]
