@@ -8,10 +8,12 @@ Kubernetes deployment renders Seldon objects from the same bundle (deployment.se
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
+
+import yaml
 
 from churn.models.registry import ChampionArtifacts
 from deployment import local_server
@@ -70,30 +72,33 @@ class SeldonTarget:
     image: str
     artifact_root: str  # e.g. s3://<bucket>/serving: bundles are uploaded below it
     protocol: Literal["v2", "v1"] = "v2"
+    # None: apply the objects to the cluster. A directory: write them there instead
+    # (one YAML file each, what `kubectl apply -f <dir>` or a GitOps repo takes); the
+    # production twin, which has no API server, reads its Models from there.
+    manifest_dir: str | None = None
 
 
 def upload_dir(local: Path, uri: str, fs: Any = None) -> None:
-    """Copy a directory to object storage with fsspec (s3fs on EKS; IRSA credentials)."""
+    """Copy a directory's contents to `uri` with fsspec (s3fs on EKS; IRSA credentials).
+
+    The source ends with "/": fsspec copies the contents. Without it, a second upload
+    to an existing prefix (the same champion deployed again) lands in <uri>/<dir name>/
+    (measured on the S3 twin), and the drift model then fails its manifest check.
+    """
     import fsspec
 
     filesystem = fs if fs is not None else fsspec.filesystem(uri.split("://", 1)[0])
-    filesystem.put(str(local), uri.rstrip("/"), recursive=True)
+    filesystem.put(f"{str(local).rstrip('/')}/", uri.rstrip("/"), recursive=True)
 
 
-def deploy_seldon(
-    bundle_dir: Path,
-    target: SeldonTarget,
-    *,
-    api_client: Any = None,
-    fs: Any = None,
-    work_dir: Path | None = None,
-) -> Sequence[ApplyResult]:
-    """Upload the bundle (and its drift model) and apply the Seldon objects serving it.
+def stage_seldon(
+    bundle_dir: Path, target: SeldonTarget, *, fs: Any = None, work_dir: Path | None = None
+) -> list[dict[str, Any]]:
+    """Upload the bundle (and its drift model) below target.artifact_root; the Seldon
+    objects that serve them, in the order to apply them.
 
     Seldon Core v2: Server + churn Model + drift Model + Pipeline chaining them; v1: a
-    SeldonDeployment (protocol v2) whose runtime watches drift itself. Objects are
-    applied in dependency order; a failure raises deployment.seldon.apply.DeploymentError
-    naming the object.
+    SeldonDeployment (protocol v2) whose runtime watches drift itself.
     """
     manifest = read_manifest(bundle_dir)
     base = f"{target.artifact_root.rstrip('/')}/{manifest.model_version}"
@@ -111,5 +116,46 @@ def deploy_seldon(
         bundle_uri=f"{base}/bundle",
         drift_uri=drift_uri,
     )
-    objects = seldon_v2_objects(spec) if target.protocol == "v2" else seldon_v1_objects(spec)
+    return seldon_v2_objects(spec) if target.protocol == "v2" else seldon_v1_objects(spec)
+
+
+def manifest_file(directory: Path, obj: Mapping[str, Any]) -> Path:
+    """Where write_manifests puts one object: <kind>-<name>.yaml (kind in lower case)."""
+    return directory / f"{str(obj['kind']).lower()}-{obj['metadata']['name']}.yaml"
+
+
+def write_manifests(objects: Sequence[Mapping[str, Any]], directory: Path) -> list[Path]:
+    """One YAML file per object in `directory` (created), replacing files of the same
+    objects; returns the files in the order of `objects`."""
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for obj in objects:
+        path = manifest_file(directory, obj)
+        path.write_text(yaml.safe_dump(dict(obj), sort_keys=False))
+        written.append(path)
+    return written
+
+
+def read_manifests(directory: Path, kind: str) -> list[dict[str, Any]]:
+    """The objects of one kind that write_manifests left in `directory`, by file name."""
+    return [
+        yaml.safe_load(path.read_text())
+        for path in sorted(directory.glob(f"{kind.lower()}-*.yaml"))
+    ]
+
+
+def deploy_seldon(
+    bundle_dir: Path,
+    target: SeldonTarget,
+    *,
+    api_client: Any = None,
+    fs: Any = None,
+    work_dir: Path | None = None,
+) -> Sequence[ApplyResult]:
+    """Upload the bundle (and its drift model) and apply the Seldon objects serving it.
+
+    Objects are applied in dependency order (stage_seldon); a failure raises
+    deployment.seldon.apply.DeploymentError naming the object.
+    """
+    objects = stage_seldon(bundle_dir, target, fs=fs, work_dir=work_dir)
     return apply_manifests(objects, api_client, namespace=target.namespace)
