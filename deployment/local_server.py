@@ -121,12 +121,13 @@ def install(bundle_dir: Path, settings: ServingSettings | None = None) -> Path:
     return p.repository
 
 
-def _mlserver_command() -> list[str]:
+def mlserver_command() -> list[str]:
     """MLServer's CLI with the churn front (serving.server), on this interpreter."""
     return [sys.executable, "-m", SERVER_MODULE]
 
 
-def _child_env(extra: Mapping[str, str] | None) -> dict[str, str]:
+def child_env(extra: Mapping[str, str] | None) -> dict[str, str]:
+    """This process's environment plus `extra`, with the project importable."""
     env = dict(os.environ)
     # The runtime (serving.runtime) and churn must import in the server process even
     # when the project is not installed.
@@ -220,9 +221,9 @@ def start(
     p.root.mkdir(parents=True, exist_ok=True)
     with p.log_file.open("ab") as log:
         process = subprocess.Popen(
-            [*_mlserver_command(), "start", str(p.repository)],
+            [*mlserver_command(), "start", str(p.repository)],
             cwd=p.repository,
-            env=_child_env(env),
+            env=child_env(env),
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -233,7 +234,7 @@ def start(
         try:
             wait_ready(s, process=process)
         except ServerError:
-            _terminate(process.pid, timeout_s=5.0)
+            terminate(process.pid, timeout_s=5.0)
             p.pid_file.unlink(missing_ok=True)
             raise
     return process.pid
@@ -260,7 +261,7 @@ def wait_ready(
     )
 
 
-def _terminate(pid: int, timeout_s: float) -> None:
+def terminate(pid: int, timeout_s: float) -> None:
     """SIGTERM (MLServer shuts down gracefully), then SIGKILL after timeout_s."""
     try:
         os.kill(pid, signal.SIGTERM)
@@ -294,7 +295,7 @@ def stop(settings: ServingSettings | None = None, timeout_s: float = 15.0) -> bo
     p.pid_file.unlink(missing_ok=True)
     if pid is None:
         return False
-    _terminate(pid, timeout_s)
+    terminate(pid, timeout_s)
     return True
 
 

@@ -183,7 +183,7 @@ def rclone_env(remote: Mapping[str, Any]) -> dict[str, str]:
 
 
 def _storage_secret(
-    spec: SeldonDeploymentSpec, name: str | None, field_name: str, data: dict[str, str]
+    namespace: str, name: str | None, field_name: str, data: dict[str, str]
 ) -> dict[str, Any]:
     if name is None:
         raise SpecError(field_name, "is None: there is no storage Secret to render")
@@ -192,7 +192,7 @@ def _storage_secret(
         "kind": "Secret",
         "metadata": {
             "name": name,
-            "namespace": spec.namespace,
+            "namespace": namespace,
             # no managed-by: the platform applies it, not the deployment pipeline
             "labels": {
                 "app.kubernetes.io/component": "model-storage",
@@ -207,7 +207,18 @@ def _storage_secret(
 def render_rclone_secret(spec: SeldonDeploymentSpec, remote: Mapping[str, Any]) -> dict[str, Any]:
     """v2: the Secret a Model's spec.secretName names; one key, the remote as JSON."""
     return _storage_secret(
-        spec, spec.storage_secret, "storage_secret", {remote["name"]: json.dumps(remote)}
+        spec.namespace, spec.storage_secret, "storage_secret", {remote["name"]: json.dumps(remote)}
+    )
+
+
+def model_rclone_secret(model: Mapping[str, Any], remote: Mapping[str, Any]) -> dict[str, Any]:
+    """The same Secret for a rendered Model: the one its spec.secretName names, in its
+    namespace (what the platform applies beside it, e.g. on the production twin)."""
+    return _storage_secret(
+        model["metadata"]["namespace"],
+        model["spec"].get("secretName"),
+        "spec.secretName",
+        {remote["name"]: json.dumps(dict(remote))},
     )
 
 
@@ -215,7 +226,9 @@ def render_rclone_env_secret(
     spec: SeldonDeploymentSpec, remote: Mapping[str, Any]
 ) -> dict[str, Any]:
     """v1: the Secret graph.envSecretRefName names (the storage initializer's env)."""
-    return _storage_secret(spec, spec.storage_env_secret, "storage_env_secret", rclone_env(remote))
+    return _storage_secret(
+        spec.namespace, spec.storage_env_secret, "storage_env_secret", rclone_env(remote)
+    )
 
 
 # ------------------------------------------------------------------ Seldon Core v2

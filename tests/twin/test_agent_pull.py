@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from churn import twin
-from deployment.seldon.render import RCLONE_REMOTE, rclone_remote
-from deployment.twin_agent import AgentPullError, pull
+from deployment.seldon.render import RCLONE_REMOTE, model_rclone_secret, rclone_remote
+from deployment.twin_agent import AgentPullError, agent_model_settings, pull, secret_remote
 
 
 def _twin_remote(cfg: twin.TwinConfig, creds: twin.Credentials) -> dict[str, object]:
@@ -54,3 +54,38 @@ def test_an_empty_prefix_fails_the_pull(
             tmp_path / "m",
             _twin_remote(twin_config, twin_up),
         )
+
+
+def test_the_agent_keeps_only_the_fields_its_model_settings_struct_knows() -> None:
+    """Seldon's agent re-marshals model-settings.json: inputs, outputs and custom
+    parameters are gone, the name is versioned and parameters.version is set."""
+    bundle_settings = {
+        "name": "churn",
+        "implementation": "serving.runtime.ChurnRuntime",
+        "parameters": {"uri": ".", "custom": "dropped"},
+        "inputs": [{"name": "customer_id", "datatype": "BYTES", "shape": [-1]}],
+        "outputs": [{"name": "churn_probability", "datatype": "FP64", "shape": [-1]}],
+    }
+    assert agent_model_settings(bundle_settings, "churn_3", 3) == {
+        "name": "churn_3",
+        "parallel_workers": 0,
+        "implementation": "serving.runtime.ChurnRuntime",
+        "parameters": {"uri": ".", "version": "3"},
+    }
+
+
+def test_the_secret_a_model_names_carries_the_rendered_remote(
+    twin_config: twin.TwinConfig, twin_up: twin.Credentials
+) -> None:
+    remote = _twin_remote(twin_config, twin_up)
+    model = {
+        "metadata": {"name": "churn", "namespace": "churn"},
+        "spec": {"secretName": "churn-rclone"},
+    }
+    secret = model_rclone_secret(model, remote)
+    assert secret["metadata"] == {
+        **secret["metadata"],
+        "name": "churn-rclone",
+        "namespace": "churn",
+    }
+    assert secret_remote(secret) == remote
