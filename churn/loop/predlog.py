@@ -227,8 +227,14 @@ def write_log(
 def read_log(root: str, storage_options: Mapping[str, Any] | None = None) -> pd.DataFrame:
     """Every record under `root`, in SCHEMA (hidden staging files skipped)."""
     fs, base = fsspec.core.url_to_fs(root, **dict(storage_options or {}))
+    # Hidden names below the root are staging files; the root itself may be under a
+    # hidden directory (CHURN_HOME defaults to <project>/.churn).
     files = (
-        sorted(p for p in fs.find(base) if p.endswith(".parquet") and "/." not in p)
+        sorted(
+            p
+            for p in fs.find(base)
+            if p.endswith(".parquet") and "/." not in p[len(base.rstrip("/")) :]
+        )
         if fs.exists(base)
         else []
     )

@@ -102,3 +102,13 @@ def test_interval_flushes_a_small_buffer(tmp_path: Path) -> None:
         time.sleep(0.02)
     assert writer.written == 1
     writer.close()
+
+
+def test_a_log_under_a_hidden_directory_is_read_and_staging_files_are_not(tmp_path: Path) -> None:
+    """CHURN_HOME defaults to <project>/.churn: the root's own path may hold '/.'."""
+    root = tmp_path / ".churn" / "prediction_log"
+    assert write_log(str(root), [batch(["a", "b"])]) == 2
+    part = next(root.rglob("*.parquet"))
+    (part.parent / f".{part.name}.tmp.parquet").write_bytes(part.read_bytes())
+    log = read_log(str(root))
+    assert sorted(log["customer_id"]) == ["a", "b"]
