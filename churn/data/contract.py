@@ -209,6 +209,14 @@ def _column(feat: Feature) -> pa.Column:
     return pa.Column(dtype, checks, nullable=False)
 
 
+def _entity_column() -> pa.Column:
+    return pa.Column(object, pa.Check(_all_str, name="non_empty_str"), nullable=False)
+
+
+def _label_column() -> pa.Column:
+    return pa.Column("int64", pa.Check.isin([0, 1]), nullable=False)
+
+
 def build_schema(require_timestamps: bool, require_label: bool) -> pa.DataFrameSchema:
     """The contract as a pandera schema.
 
@@ -218,14 +226,12 @@ def build_schema(require_timestamps: bool, require_label: bool) -> pa.DataFrameS
     timestamps are required too. Extra columns are allowed (derived features, for
     instance); the writers select the columns they store.
     """
-    columns: dict[str, pa.Column] = {
-        ENTITY_KEY: pa.Column(object, pa.Check(_all_str, name="non_empty_str"), nullable=False)
-    }
+    columns: dict[str, pa.Column] = {ENTITY_KEY: _entity_column()}
     columns.update({feat.name: _column(feat) for feat in FEATURES})
     if require_timestamps:
         columns[EVENT_TIMESTAMP] = pa.Column(UTC_DTYPE, nullable=False)
     if require_label:
-        columns[LABEL] = pa.Column("int64", pa.Check.isin([0, 1]), nullable=False)
+        columns[LABEL] = _label_column()
         if require_timestamps:
             columns[LABEL_OBSERVED_AT] = pa.Column(UTC_DTYPE, nullable=False)
     rules = [rule for rule in CROSS_FIELD_RULES if set(rule.inputs) <= set(columns)]
@@ -256,13 +262,41 @@ def validate(
         EVENT_TIMESTAMP in df.columns if require_timestamps is None else require_timestamps,
         LABEL in df.columns if require_label is None else require_label,
     )
+    failures = schema_failures(schema, df)
+    if failures:
+        raise DataContractError(failures)
+    return df
+
+
+def schema_failures(schema: pa.DataFrameSchema, df: pd.DataFrame) -> list[ContractFailure]:
+    """Every failure of `df` against `schema` (empty when it passes), rows named by id."""
     # Failure rows are reported by index label; make labels unique so each names one row.
     frame = df if df.index.is_unique else df.reset_index(drop=True)
     try:
         schema.validate(frame, lazy=True)
     except pa_errors.SchemaErrors as e:
-        raise DataContractError(_failures(frame, e.failure_cases)) from e
-    return df
+        return _failures(frame, e.failure_cases)
+    return []
+
+
+def build_labels_schema() -> pa.DataFrameSchema:
+    """The contract of a labels (outcomes) frame: customer_id, event_timestamp (the
+    snapshot the outcome follows), churn 0/1 and label_observed_at, never before the
+    snapshot. Uniqueness and the checks against the stores are churn.data.outcomes'."""
+    columns = {
+        ENTITY_KEY: _entity_column(),
+        EVENT_TIMESTAMP: pa.Column(UTC_DTYPE, nullable=False),
+        LABEL: _label_column(),
+        LABEL_OBSERVED_AT: pa.Column(UTC_DTYPE, nullable=False),
+    }
+    rules = [rule for rule in CROSS_FIELD_RULES if set(rule.inputs) <= set(columns)]
+    return pa.DataFrameSchema(
+        columns,
+        checks=[_as_check(rule) for rule in rules],
+        coerce=False,
+        strict=False,
+        name="churn_labels",
+    )
 
 
 def _failures(frame: pd.DataFrame, cases: pd.DataFrame) -> list[ContractFailure]:

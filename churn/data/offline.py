@@ -33,7 +33,12 @@ from typing import Any, Final
 import numpy as np
 import pandas as pd
 
-from churn.data.contract import validate
+from churn.data.contract import (
+    DataContractError,
+    build_labels_schema,
+    schema_failures,
+    validate,
+)
 from churn.data.timestamps import UTC_DTYPE, as_utc
 from churn.schema import (
     CREATED_TIMESTAMP,
@@ -109,7 +114,28 @@ def write_offline_store(
     tables = {group.value: _feature_rows(df, group, created) for group in Group}
     if LABEL in df.columns:
         tables[LABELS_TABLE] = df[table_columns(LABELS_TABLE)].reset_index(drop=True)
+    return _write_tables(tables, offline_dir)
 
+
+def write_labels(labels: pd.DataFrame, offline_dir: Path | None = None) -> OfflineWriteResult:
+    """Merge label rows (outcomes that arrived later) into the labels table alone.
+
+    Why apart from write_offline_store: realized churn arrives weeks after the
+    snapshot whose features are already stored; the outcome rows carry only the
+    labels table's columns. Validated first against the labels contract
+    (churn.data.contract.build_labels_schema; DataContractError, nothing written);
+    merged like every table (idempotent, atomic). Checks against the stores (known
+    customers, duplicates, prediction times) are churn.data.outcomes'.
+    """
+    failures = schema_failures(build_labels_schema(), labels)
+    if failures:
+        raise DataContractError(failures)
+    rows = labels[table_columns(LABELS_TABLE)].reset_index(drop=True)
+    return _write_tables({LABELS_TABLE: rows}, offline_dir)
+
+
+def _write_tables(tables: dict[str, pd.DataFrame], offline_dir: Path | None) -> OfflineWriteResult:
+    """Merge each validated frame into its table; rewrite only the tables that changed."""
     paths: dict[str, Path] = {}
     rows: dict[str, int] = {}
     changed: dict[str, int] = {}

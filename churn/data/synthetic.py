@@ -26,10 +26,19 @@ A customer labelled churn=1 at a snapshot leaves and does not appear in later
 snapshots; as many new customers (tenure 0, fresh ids continuing the sequence) join,
 so every snapshot holds exactly n_customers rows. Each snapshot's label is a fresh
 draw for "leaves within the next month".
+
+Outcomes after a snapshot (simulate_outcomes), for demonstrating the closed loop
+with a known truth: each customer of the snapshot leaves within the next month with
+their true probability (churn_probability, the same model that draws the labels),
+multiplied by `relative_risk` for customers a campaign treated. The relative risk is
+the simulated effect of the retention offer (0.7: treated customers churn 30% less;
+1.0: the offer does nothing), which the business KPI pipeline must recover from the
+outcomes within its confidence interval.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime, timedelta
 from typing import Any, Final
 
@@ -231,6 +240,69 @@ def churn_probability(cols: Columns) -> FloatArray:
         z = z + weight * has(name)
     z = z + CHURN_LOG_TENURE * np.log1p(cols["tenure"])
     return _sigmoid(z.astype(np.float64))
+
+
+def encode(frame: pd.DataFrame) -> Columns:
+    """A decoded customer frame (schema strings) back to the generator's integer codes.
+
+    Why: the true churn risk is defined on codes; outcomes are simulated for frames
+    that went through the offline store, where categories are strings. An unknown
+    category is an error (KeyError naming it), never a silent code.
+    """
+    cols: Columns = {}
+    for name in feature_names():
+        feat = feature(name)
+        values = frame[name].to_numpy()
+        if feat.kind is Kind.CATEGORY:
+            codes = pd.Categorical(values, categories=list(feat.categories)).codes
+            if (codes < 0).any():
+                bad = sorted({str(v) for v in values[codes < 0]})[:5]
+                raise KeyError(f"column {name!r} has values outside the schema: {bad}")
+            cols[name] = codes.astype(np.int64)
+        else:
+            cols[name] = values
+    return cols
+
+
+def true_churn_probability(frame: pd.DataFrame) -> FloatArray:
+    """The generator's true P(churn within the next month) for each row of a decoded frame."""
+    return churn_probability(encode(frame))
+
+
+def simulate_outcomes(
+    snapshot: pd.DataFrame,
+    *,
+    treated: Collection[str],
+    relative_risk: float,
+    seed: int,
+    observed_at: datetime,
+) -> pd.DataFrame:
+    """Realized churn of a snapshot's customers over the following month.
+
+    P(churn) is the true risk of the row (true_churn_probability), times
+    `relative_risk` for customers in `treated` (the campaign's treated arm; the
+    control arm and everyone else keep their risk). Returns the labels-table
+    columns: customer_id, event_timestamp (the snapshot's, so the outcome joins the
+    features it was predicted from), churn, label_observed_at = `observed_at`.
+    Seeded: the same inputs give the same outcomes.
+    """
+    moment = pd.Timestamp(as_utc(observed_at, what="observed_at"))
+    if (snapshot[EVENT_TIMESTAMP] > moment).any():
+        raise ValueError(f"observed_at {moment} is before the snapshot it observes")
+    ids = snapshot[ENTITY_KEY].astype(str).to_numpy()
+    is_treated = pd.Series(ids).isin({str(t) for t in treated}).to_numpy()
+    risk = true_churn_probability(snapshot) * np.where(is_treated, relative_risk, 1.0)
+    if relative_risk < 0.0 or (risk > 1.0).any():
+        raise ValueError(f"relative_risk {relative_risk} makes a churn probability leave [0, 1]")
+    churned = np.random.default_rng(seed).random(len(snapshot)) < risk
+    return pd.DataFrame(
+        {
+            ENTITY_KEY: ids.astype(object),
+            EVENT_TIMESTAMP: snapshot[EVENT_TIMESTAMP].to_numpy(),
+            LABEL: churned.astype(np.int64),
+            LABEL_OBSERVED_AT: pd.Series(moment, index=range(len(snapshot)), dtype=UTC_DTYPE),
+        }
+    ).astype({EVENT_TIMESTAMP: UTC_DTYPE})
 
 
 def _customer_ids(numbers: IntArray, digits: int) -> np.ndarray[Any, Any]:

@@ -47,6 +47,18 @@ class DataSource(BaseModel):
     snapshot_time: datetime = DEFAULT_SNAPSHOT_TIME
 
 
+class OutcomeSource(BaseModel):
+    """Realized outcomes to ingest (configs/feature_pipeline*.yaml: parameters.outcomes).
+
+    `path`: a .parquet or .csv of labels-table rows (churn.data.outcomes), e.g. a CRM
+    export or the loop demo's simulated outcomes. `prediction_log_uri`: the log whose
+    predictions the outcomes must not predate (None: CHURN_HOME/prediction_log).
+    """
+
+    path: Path
+    prediction_log_uri: str | None
+
+
 def load_customers(source: DataSource) -> pd.DataFrame:
     """Customers with features, label and event timestamps, from the configured source."""
     if source.kind == "telco":
