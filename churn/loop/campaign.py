@@ -268,3 +268,15 @@ def write_campaign(
         campaign_id, summary.targets, summary.treated, summary.control, summary.contacts,
     )  # fmt: skip
     return summary
+
+
+def read_campaigns(root: Path | None = None) -> pd.DataFrame:
+    """Every published campaign's table under `root` (CAMPAIGN_COLUMNS), oldest first.
+
+    Hidden staging directories are skipped; no campaign yet gives an empty frame.
+    """
+    root = root if root is not None else campaigns_root()
+    paths = sorted(root.glob(f"[!.]*/{CAMPAIGN_NAME}")) if root.is_dir() else []
+    if not paths:
+        return pd.DataFrame({column: [] for column in CAMPAIGN_COLUMNS})
+    return pd.concat([pd.read_parquet(path) for path in paths], ignore_index=True)
