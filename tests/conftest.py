@@ -23,7 +23,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import pytest
 from crd_validation import Crd, load_crds
@@ -42,6 +42,9 @@ from isolation import redis_env
 
 from churn import redis_local
 from churn.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from sklearn.pipeline import Pipeline
 
 # Fixtures that need an external input; a test using one is marked with its marker.
 TELCO_FIXTURES: Final = frozenset({"real_telco_csv"})
@@ -210,3 +213,35 @@ def seldon_crds(crd_dir: Path) -> dict[tuple[str, str], Crd]:
     if missing := SELDON_KINDS_NEEDED - set(out):
         pytest.fail(f"CRDs in {crd_dir} lack {sorted(missing)}", pytrace=False)
     return out
+
+
+@pytest.fixture(scope="session")
+def churn_model(telco_csv: Path) -> Pipeline:
+    """XGBoost trained on every Telco customer (one grid point, 2-fold CV: ~2 s)."""
+    from churn.data.telco import load_telco
+    from churn.features.derived import add_derived
+    from churn.models.candidates import train_candidate
+    from churn.schema import LABEL, model_input_names
+
+    frame = add_derived(load_telco(telco_csv))
+    candidate = train_candidate(
+        "xgboost",
+        frame[model_input_names()],
+        frame[LABEL],
+        [{"n_estimators": 120, "max_depth": 3, "learning_rate": 0.1, "subsample": 0.9}],
+        seed=0,
+        cv_folds=2,
+    )
+    return candidate.pipeline
+
+
+@pytest.fixture(scope="session")
+def drift_detector_dir(telco_csv: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The default alibi-detect detector fitted on the Telco features, saved."""
+    from churn.data.telco import load_telco
+    from churn.drift import fit_detector
+    from churn.features.derived import add_derived
+
+    path = tmp_path_factory.mktemp("detector") / "drift"
+    fit_detector(add_derived(load_telco(telco_csv))).save(path)
+    return path

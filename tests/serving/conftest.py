@@ -1,7 +1,7 @@
 """Fixtures of the serving tests: a real model, real data in a real Redis, a real MLServer.
 
-- `churn_model` / `drift_detector_dir` (session): an XGBoost pipeline trained on the
-  real Telco data with a one-point grid, and an alibi-detect detector fitted on it.
+- `churn_model` / `drift_detector_dir` (session, tests/conftest.py): an XGBoost
+  pipeline trained on the Telco data, and an alibi-detect detector fitted on it.
 - `serving_env` (module): an isolated CHURN_HOME with its OWN redis-server (the
   serving tests stop and pause Redis, which must not disturb the session's shared
   one), the real Telco CSV loaded by the real feature pipeline
@@ -30,40 +30,11 @@ from serving_support import (
 from sklearn.pipeline import Pipeline
 
 from churn import redis_local
-from churn.data.telco import load_telco
-from churn.features.derived import add_derived
 from churn.features.pipeline import DataSource, run_feature_pipeline
-from churn.models.candidates import train_candidate
-from churn.schema import LABEL, model_input_names
 from churn.settings import get_settings
 from serving.settings import get_serving_settings
 
 HERE = Path(__file__).resolve().parent
-
-
-@pytest.fixture(scope="session")
-def churn_model(telco_csv: Path) -> Pipeline:
-    """XGBoost trained on every Telco customer (one grid point, 2-fold CV: ~2 s)."""
-    frame = add_derived(load_telco(telco_csv))
-    candidate = train_candidate(
-        "xgboost",
-        frame[model_input_names()],
-        frame[LABEL],
-        [{"n_estimators": 120, "max_depth": 3, "learning_rate": 0.1, "subsample": 0.9}],
-        seed=0,
-        cv_folds=2,
-    )
-    return candidate.pipeline
-
-
-@pytest.fixture(scope="session")
-def drift_detector_dir(telco_csv: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The default alibi-detect detector fitted on the Telco features, saved."""
-    from churn.drift import fit_detector
-
-    path = tmp_path_factory.mktemp("detector") / "drift"
-    fit_detector(add_derived(load_telco(telco_csv))).save(path)
-    return path
 
 
 @pytest.fixture(scope="module")
