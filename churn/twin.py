@@ -12,7 +12,8 @@ files meet a real server and only endpoints and credentials differ:
 - RDS PostgreSQL                   -> Debian's PostgreSQL server, own data directory and
   port, password (scram-sha-256) auth over TCP only;
 - S3                               -> moto in server mode (in memory: a restart of the
-  S3 twin empties it, as a fresh bucket would be);
+  S3 twin empties it, as a fresh bucket would be, and `up` then empties the MLflow
+  database with it, so no run names an artifact that is gone);
 - the MLflow server on EKS         -> `mlflow server --serve-artifacts` with the
   PostgreSQL twin as backend store and the S3 twin as artifact destination.
 
@@ -400,8 +401,9 @@ def start_postgres(cfg: TwinConfig, creds: Credentials, wait_s: float = 30.0) ->
     _wait(lambda: _postgres_up(cfg, creds), "PostgreSQL", wait_s, log)
 
 
-def _create_database(cfg: TwinConfig, creds: Credentials) -> None:
-    """CREATE DATABASE mlflow unless it exists (the RDS instance's initial database)."""
+def _create_database(cfg: TwinConfig, creds: Credentials, *, drop: bool = False) -> None:
+    """CREATE DATABASE mlflow unless it exists (the RDS instance's initial database);
+    with `drop`, an existing one is dropped first."""
     import psycopg2
 
     uri = postgres_uri(cfg, creds).rsplit("/", 1)[0] + "/postgres"
@@ -409,6 +411,8 @@ def _create_database(cfg: TwinConfig, creds: Credentials) -> None:
     try:
         conn.autocommit = True
         with conn.cursor() as cur:
+            if drop:
+                cur.execute(f"DROP DATABASE IF EXISTS {POSTGRES_DB}")
             cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (POSTGRES_DB,))
             if cur.fetchone() is None:
                 cur.execute(f"CREATE DATABASE {POSTGRES_DB}")
@@ -441,8 +445,12 @@ def s3_client(cfg: TwinConfig, creds: Credentials):  # type: ignore[no-untyped-d
     )
 
 
-def start_s3(cfg: TwinConfig, creds: Credentials, wait_s: float = 30.0) -> None:
-    """moto's server on the twin's S3 port, then the bucket the EKS stack names."""
+def start_s3(cfg: TwinConfig, creds: Credentials, wait_s: float = 30.0) -> bool:
+    """moto's server on the twin's S3 port, then the bucket the EKS stack names.
+
+    True when the bucket had to be created: the S3 twin is empty (moto keeps nothing
+    across a restart).
+    """
     base = cfg.dir("s3")
     base.mkdir(parents=True, exist_ok=True)
     if not _port_open(cfg.host, cfg.s3_port):
@@ -451,8 +459,10 @@ def start_s3(cfg: TwinConfig, creds: Credentials, wait_s: float = 30.0) -> None:
         _wait(lambda: _port_open(cfg.host, cfg.s3_port), "moto S3", wait_s, base / "moto.log")
     client = s3_client(cfg, creds)
     existing = {b["Name"] for b in client.list_buckets().get("Buckets", [])}
-    if BUCKET not in existing:
-        client.create_bucket(Bucket=BUCKET)
+    if BUCKET in existing:
+        return False
+    client.create_bucket(Bucket=BUCKET)
+    return True
 
 
 def stop_s3(cfg: TwinConfig) -> None:
@@ -501,7 +511,10 @@ def up(cfg: TwinConfig) -> Credentials:
     creds = credentials(cfg)
     start_redis(cfg, creds)
     start_postgres(cfg, creds)
-    start_s3(cfg, creds)
+    if start_s3(cfg, creds) and not _mlflow_up(cfg):
+        # S3 came back empty: runs kept in PostgreSQL would name artifacts that are
+        # gone (a champion no one can download), so the MLflow database starts empty too.
+        _create_database(cfg, creds, drop=True)
     start_mlflow(cfg, creds)
     return creds
 

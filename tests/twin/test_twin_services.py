@@ -130,3 +130,18 @@ def test_mlflow_keeps_runs_artifacts_and_alias_across_a_restart(
         tracking_uri=twin_config.mlflow_uri,
     )
     assert Path(downloaded).read_text() == "kept"
+
+
+def test_an_emptied_s3_twin_empties_mlflow_on_the_next_up(
+    twin_config: twin.TwinConfig, twin_up: twin.Credentials
+) -> None:
+    """moto keeps nothing across a restart; runs kept in PostgreSQL would then name
+    artifacts that are gone (a champion nobody can download), so `up` starts MLflow on
+    an empty database with it. Runs last in this module: it empties the twin's MLflow."""
+    client = MlflowClient(tracking_uri=twin_config.mlflow_uri)
+    client.create_experiment("before-the-s3-restart")
+    twin.stop_mlflow(twin_config)
+    twin.stop_s3(twin_config)
+    twin.up(twin_config)
+    assert twin.status(twin_config) == dict.fromkeys(twin.SERVICES, True)
+    assert client.get_experiment_by_name("before-the-s3-restart") is None
