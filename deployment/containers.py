@@ -16,7 +16,8 @@ every caller (the Makefile, the container tests, CI) must take the same way:
   imported as `localhost/churn-python:3.11-bookworm`.
 - **wheelhouse**: the images install only locked wheels, fetched on the host with
   the host's own pip configuration (index, proxy, certificates) into build/wheelhouse
-  and checked against the sha256 sums of docker/requirements.*.txt. The build then
+  and checked against the sha256 sums of docker/requirements.*.txt
+  (scripts/wheelhouse.sh). The build then
   runs with `--network none` and `--no-index`: it needs no network, works behind any
   proxy, and no index address, certificate or credential ever enters an image.
 - **tags**: churn-steps and churn-mlserver, tag IMAGE_TAG (default 0.1.0).
@@ -44,21 +45,13 @@ from churn.settings import PROJECT_ROOT, get_settings
 
 DOCKER_DIR: Final = PROJECT_ROOT / "docker"
 WHEELHOUSE: Final = PROJECT_ROOT / "build" / "wheelhouse"
-# The hashed requirement files whose wheels the builds install (`make lock` writes them).
-WHEEL_REQUIREMENTS: Final = ("requirements.build.txt", "requirements.runtime.txt")
+WHEELHOUSE_SCRIPT: Final = PROJECT_ROOT / "scripts" / "wheelhouse.sh"
 OFFICIAL_BASE: Final = "python:3.11.15-slim-bookworm"
 LOCAL_BASE: Final = "localhost/churn-python:3.11-bookworm"
 DEFAULT_TAG: Final = "0.1.0"
 IMAGES: Final = {"churn-steps": "steps.Dockerfile", "churn-mlserver": "mlserver.Dockerfile"}
 # What the debootstrapped base carries: the interpreter, venv and pip, as python:slim.
 BASE_PACKAGES: Final = ("python3.11", "python3.11-venv", "python3-pip", "ca-certificates")
-# Wheels for Linux x86_64, CPython 3.11, whatever machine fetches them (a Mac too).
-_MANYLINUX: Final = (
-    *(f"manylinux_2_{m}_x86_64" for m in range(28, 4, -1)),
-    "manylinux2014_x86_64",
-    "manylinux2010_x86_64",
-    "manylinux1_x86_64",
-)
 _CONTAINERS_CONF: Final = "[containers]\n# sandboxes forbid raising rlimits\ndefault_ulimits = []\n"
 
 
@@ -118,9 +111,10 @@ def podman_conf() -> Path:
     return path
 
 
-def find_engine() -> Engine | None:
-    """docker when its daemon answers, else podman, else None (CHURN_CONTAINER_ENGINE picks)."""
-    wanted = os.environ.get("CHURN_CONTAINER_ENGINE", "").strip()
+def find_engine(name: str | None = None) -> Engine | None:
+    """Engine `name`, else CHURN_CONTAINER_ENGINE's, else docker when its daemon answers,
+    else podman; None when none runs here."""
+    wanted = name or os.environ.get("CHURN_CONTAINER_ENGINE", "").strip()
     order = [wanted] if wanted else ["docker", "podman"]
     for name in order:
         path = shutil.which(name)
@@ -134,9 +128,9 @@ def find_engine() -> Engine | None:
     return None
 
 
-def require_engine() -> Engine:
-    """find_engine(), or ContainerError saying how to get one."""
-    engine = find_engine()
+def require_engine(name: str | None = None) -> Engine:
+    """find_engine(name), or ContainerError saying how to get one."""
+    engine = find_engine(name)
     if engine is None:
         raise ContainerError(
             "no container engine: install Docker (with a running daemon) or podman "
@@ -231,21 +225,16 @@ def python_image(engine: Engine, *, build_if_missing: bool = True) -> str:
 
 
 def fetch_wheelhouse(dest: Path = WHEELHOUSE) -> int:
-    """Download every locked wheel the images install into `dest`, sha256-checked.
+    """scripts/wheelhouse.sh into `dest` with this interpreter's pip; the wheel count.
 
-    pip runs on the host, so the host's pip configuration (index, proxy, certificate)
-    applies; files already present with the right hash are not downloaded again.
-    Returns the number of wheels in `dest`.
+    The script is the one home of what is fetched and how (hashes, platform tags); CD
+    runs it without the project's environment.
     """
-    dest.mkdir(parents=True, exist_ok=True)
-    argv = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps"]
-    argv += ["--only-binary=:all:", "--require-hashes", "--dest", str(dest)]
-    argv += ["--python-version", "3.11", "--implementation", "cp", "--abi", "cp311"]
-    for tag in _MANYLINUX:
-        argv += ["--platform", tag]
-    for name in WHEEL_REQUIREMENTS:
-        argv += ["-r", str(DOCKER_DIR / name)]
-    proc = subprocess.run(argv, capture_output=True, text=True, check=False)
+    env = {**os.environ, "PYTHON": sys.executable}
+    proc = subprocess.run(
+        ["bash", str(WHEELHOUSE_SCRIPT), str(dest)],
+        env=env, capture_output=True, text=True, check=False,
+    )  # fmt: skip
     if proc.returncode != 0:
         raise ContainerError(f"fetching the wheelhouse failed: {proc.stderr[-2000:]}")
     return sum(1 for _ in dest.glob("*.whl"))
@@ -271,9 +260,11 @@ def image_size_mb(engine: Engine, ref: str) -> float:
     return int(out.strip()) / 1e6
 
 
-def build_images(tag: str = DEFAULT_TAG, names: Sequence[str] = tuple(IMAGES)) -> None:
+def build_images(
+    tag: str = DEFAULT_TAG, names: Sequence[str] = tuple(IMAGES), engine: Engine | None = None
+) -> None:
     """Wheelhouse, base and every image, printing the time and size of each."""
-    engine = require_engine()
+    engine = engine or require_engine()
     count = fetch_wheelhouse()
     _say(f"containers: {count} locked wheels in {WHEELHOUSE.relative_to(PROJECT_ROOT)}")
     base = python_image(engine)

@@ -31,13 +31,15 @@ ENGINE_SKIP: Final = (
 )
 
 
-def engine_or_skip() -> Engine:
-    """The engine; skipped with ENGINE_SKIP when none runs here, a failure under CI."""
-    engine = find_engine()
+def engine_or_skip(name: str | None = None) -> Engine:
+    """The engine (`name`: that one only); skipped with ENGINE_SKIP when none runs here,
+    a failure under CI."""
+    engine = find_engine(name)
     if engine is None:
+        what = f"{name}: {ENGINE_SKIP}" if name else ENGINE_SKIP
         if in_ci():
-            pytest.fail(f"CI=true and no container engine: {ENGINE_SKIP}", pytrace=False)
-        pytest.skip(ENGINE_SKIP)
+            pytest.fail(f"CI=true and no container engine: {what}", pytrace=False)
+        pytest.skip(what)
     return engine
 
 
@@ -46,7 +48,7 @@ def image(engine: Engine, name: str) -> str:
     tag = os.environ.get("IMAGE_TAG", DEFAULT_TAG)
     ref = f"{name}:{tag}"
     if not engine.image_exists(ref):
-        build_images(tag, [name])
+        build_images(tag, [name], engine)
     return ref
 
 

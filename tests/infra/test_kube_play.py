@@ -213,9 +213,7 @@ def _containers(played: Played) -> Iterator[tuple[str, dict[str, Any], dict[str,
 
 
 def test_mlflow_deployment_starts_under_its_security_context(tmp_path: Path) -> None:
-    engine = engine_or_skip()
-    if engine.name != "podman":
-        pytest.skip("kube play needs podman (the Docker engine has no equivalent)")
+    engine = engine_or_skip("podman")  # kube play: the Docker engine has no equivalent
     objects = _objects("kind", {("Deployment", "churn-mlflow"), ("ConfigMap", "churn-mlflow"),
                                 ("PersistentVolumeClaim", "churn-mlflow")})  # fmt: skip
     for obj in objects:
@@ -260,9 +258,7 @@ def v1_bundle(tmp_path_factory: pytest.TempPathFactory, telco_csv: Path, churn_m
 def test_seldon_v1_mlserver_pod_starts_under_its_security_context(
     tmp_path: Path, v1_bundle: Path
 ) -> None:
-    engine = engine_or_skip()
-    if engine.name != "podman":
-        pytest.skip("kube play needs podman (the Docker engine has no equivalent)")
+    engine = engine_or_skip("podman")  # kube play: the Docker engine has no equivalent
     objects = _objects("seldon-v1", {("SeldonDeployment", "churn"), ("ConfigMap", "churn-serving")})
     (sdep,) = [o for o in objects if o["kind"] == "SeldonDeployment"]
     (serving_cm,) = [o for o in objects if o["kind"] == "ConfigMap"]
