@@ -7,7 +7,13 @@ campaign step are thin callers of these modules.
   (online and batch), partitioned by date and model version, in a directory or an
   s3:// URI (fsspec); the online writer buffers off the request path;
 - churn.loop.campaign: a batch-scoring run turned into a retention campaign with a
-  seeded, risk-stratified random control group, and the treated arm's contact list.
+  seeded, risk-stratified random control group, and the treated arm's contact list;
+- churn.loop.kpi: predictions and campaigns joined to realized outcomes (labels that
+  arrived later, churn.data.outcomes): realized churn per decile and segment,
+  realized performance with bootstrap intervals, uplift, revenue, ROI, floors;
+- churn.loop.kpi_report: the KPI report as JSON, HTML with plots, text, MLflow run;
+- churn.loop.actions: alert, fail or retrain when realized performance is too low;
+- churn.loop.demo: `make loop-demo`, the whole loop on synthetic data.
 """
 
 from __future__ import annotations

@@ -29,7 +29,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Final, Literal, get_args
@@ -129,7 +129,7 @@ def run_training_pipeline(
     """
     path = resolve_config(config)
     argv = list(command) if command is not None else training_command(path)
-    logger.warning("drift: starting the training pipeline: %s", " ".join(argv))
+    logger.warning("retraining: starting the training pipeline: %s", " ".join(argv))
     began = time.perf_counter()
     done = subprocess.run(
         argv,
@@ -184,18 +184,31 @@ def act_on_drift(
             report_dir,
         )
         return outcome
-    message = drift_message(report, report_dir)
-    if action == "fail":
-        raise DriftDetectedError(message)
-    logger.warning(message)
-    outcome["message"] = message
-    if action == "alert":
-        outcome["taken"] = "alert"
-        return outcome
-    if training_config is None or retrain_timeout_s is None:
+    if action == "retrain" and (training_config is None or retrain_timeout_s is None):
         raise ValueError("action 'retrain' needs training_config and retrain_timeout_s")
-    outcome["retrain"] = run_training_pipeline(
-        training_config, timeout_s=retrain_timeout_s
-    ).to_dict()
-    outcome["taken"] = "retrain"
-    return outcome
+
+    def retrain() -> dict[str, Any]:
+        assert training_config is not None and retrain_timeout_s is not None
+        return run_training_pipeline(training_config, timeout_s=retrain_timeout_s).to_dict()
+
+    return respond(action, drift_message(report, report_dir), DriftDetectedError, outcome, retrain)
+
+
+def respond(
+    action: DriftAction,
+    message: str,
+    failure: type[RuntimeError],
+    outcome: Mapping[str, Any],
+    retrain: Callable[[], dict[str, Any]],
+) -> dict[str, Any]:
+    """The consequence of an alarm, shared by the drift and business KPI pipelines:
+    "fail" raises `failure(message)`; "alert" logs the message; "retrain" logs it and
+    calls `retrain` (which runs the training pipeline). Returns `outcome` with what
+    was taken (and the retraining's result)."""
+    if action == "fail":
+        raise failure(message)
+    logger.warning(message)
+    done = {**outcome, "message": message}
+    if action == "alert":
+        return {**done, "taken": "alert"}
+    return {**done, "retrain": retrain(), "taken": "retrain"}

@@ -1,0 +1,1 @@
+"""ZenML steps of the business KPI stage."""
