@@ -527,6 +527,19 @@ def down(cfg: TwinConfig) -> None:
     stop_redis(cfg)
 
 
+# What reset() deletes: every service's data and the clients' state; the credentials
+# and the TLS certificates stay (clients configured with them keep working).
+STATE_DIRS: Final = ("redis", "postgres", "s3", "mlflow", "state", "zenml", "demo")
+
+
+def reset(cfg: TwinConfig) -> None:
+    """Stop the twin and delete its data (MLflow's database, the offline store, ZenML's
+    store, the demo's folders): the next `up` is an empty production."""
+    down(cfg)
+    for name in STATE_DIRS:
+        shutil.rmtree(cfg.home / name, ignore_errors=True)
+
+
 def status(cfg: TwinConfig) -> dict[str, bool]:
     """Which services answer right now."""
     creds = credentials(cfg)
@@ -539,7 +552,7 @@ def status(cfg: TwinConfig) -> dict[str, bool]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m churn.twin up|down|status|env` (the Makefile's twin-* targets)."""
+    """`python -m churn.twin up|down|reset|status|env` (the Makefile's twin-* targets)."""
     args = sys.argv[1:] if argv is None else argv
     command = args[0] if args else "status"
     cfg = config_from_env()
@@ -554,11 +567,14 @@ def main(argv: list[str] | None = None) -> int:
         for name, ok in states.items():
             print(f"{name:9s} {'up' if ok else 'down'}")  # noqa: T201
         return 0 if all(states.values()) else 1
+    elif command == "reset":
+        reset(cfg)
+        print(f"twin stopped and emptied under {cfg.home}")  # noqa: T201
     elif command == "env":
         for name, value in client_env(cfg, credentials(cfg)).items():
             print(f"export {name}={value}")  # noqa: T201
     else:
-        print(f"usage: python -m churn.twin up|down|status|env (not {command!r})")  # noqa: T201
+        print(f"usage: python -m churn.twin up|down|reset|status|env (not {command!r})")  # noqa: T201
         return 2
     return 0
 

@@ -145,3 +145,16 @@ def test_an_emptied_s3_twin_empties_mlflow_on_the_next_up(
     twin.up(twin_config)
     assert twin.status(twin_config) == dict.fromkeys(twin.SERVICES, True)
     assert client.get_experiment_by_name("before-the-s3-restart") is None
+
+
+def test_reset_deletes_the_data_and_keeps_credentials_and_certificates(tmp_path: Path) -> None:
+    """`python -m churn.twin reset`: the next up is an empty production whose clients
+    still hold valid secrets and CA."""
+    cfg = twin.TwinConfig(home=tmp_path, redis_port=1, postgres_port=2, s3_port=3, mlflow_port=4)
+    creds = twin.credentials(cfg)
+    for name in (*twin.STATE_DIRS, "tls"):
+        (cfg.home / name).mkdir(exist_ok=True)
+        (cfg.home / name / "data").write_text(name)
+    twin.reset(cfg)
+    assert sorted(p.name for p in cfg.home.iterdir()) == ["credentials.json", "tls"]
+    assert twin.credentials(cfg) == creds
