@@ -22,7 +22,7 @@ every caller (the Makefile, the container tests, CI) must take the same way:
   proxy, and no index address, certificate or credential ever enters an image.
 - **tags**: churn-steps and churn-mlserver, tag IMAGE_TAG (default 0.1.0).
 
-    python -m deployment.containers engine | base-image | wheelhouse | images [--tag T]
+    python -m deployment.containers engine | base-image | redis-image | wheelhouse | images
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ import sys
 import tarfile
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
@@ -48,6 +48,10 @@ WHEELHOUSE: Final = PROJECT_ROOT / "build" / "wheelhouse"
 WHEELHOUSE_SCRIPT: Final = PROJECT_ROOT / "scripts" / "wheelhouse.sh"
 OFFICIAL_BASE: Final = "python:3.11.15-slim-bookworm"
 LOCAL_BASE: Final = "localhost/churn-python:3.11-bookworm"
+# docker/docker-compose.yml's Redis (CHURN_REDIS_IMAGE overrides it), and the stand-in
+# from Debian's redis-server package when that cannot be pulled.
+REDIS_IMAGE: Final = "redis:7.4.1-bookworm"
+REDIS_STANDIN: Final = "localhost/churn-redis:bookworm"
 DEFAULT_TAG: Final = "0.1.0"
 IMAGES: Final = {"churn-steps": "steps.Dockerfile", "churn-mlserver": "mlserver.Dockerfile"}
 # What the debootstrapped base carries: the interpreter, venv and pip, as python:slim.
@@ -161,33 +165,58 @@ def build_base_image(engine: Engine, tag: str = LOCAL_BASE) -> float:
     the Dockerfiles use of python:3.11-slim-bookworm: python3.11, python and pip on
     /usr/local/bin, pip usable by root (no PEP 668 marker), no apt caches or docs.
     """
+    return _debootstrap_image(engine, tag, BASE_PACKAGES, _python_layout, 'CMD ["python3"]')
+
+
+def build_redis_image(engine: Engine, tag: str = REDIS_STANDIN) -> float:
+    """Debian's redis-server (and redis-cli) as an image, for when REDIS_IMAGE cannot be
+    pulled: a stand-in for docker-compose.yml's Redis, run as its user 999 with /data
+    owned by it as in the official image. Returns the seconds it took."""
+
+    def data_dir(rootfs: Path) -> None:
+        data = rootfs / "data"
+        data.mkdir(exist_ok=True)
+        os.chown(data, 999, 999)
+
+    return _debootstrap_image(engine, tag, ("redis-server",), data_dir, 'CMD ["redis-server"]')
+
+
+def _debootstrap_image(
+    engine: Engine,
+    tag: str,
+    packages: Sequence[str],
+    prepare: Callable[[Path], None],
+    cmd: str,
+) -> float:
+    """debootstrap --variant=minbase bookworm with `packages`, `prepare`d, imported as `tag`."""
     debootstrap = shutil.which("debootstrap") or "/usr/sbin/debootstrap"
     if not Path(debootstrap).exists():
         raise ContainerError("debootstrap is missing: apt-get install debootstrap")
     if os.geteuid() != 0:
-        raise ContainerError("building the base image with debootstrap needs root")
+        raise ContainerError("building an image with debootstrap needs root")
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="churn-base-") as tmp:
         rootfs = Path(tmp) / "rootfs"
-        argv = [debootstrap, "--variant=minbase", f"--include={','.join(BASE_PACKAGES)}"]
+        argv = [debootstrap, "--variant=minbase", f"--include={','.join(packages)}"]
         argv += ["bookworm", str(rootfs)]
         mirror = _apt_mirror()
         subprocess.run(argv + ([mirror] if mirror else []), check=True, capture_output=True)
         _trim_rootfs(rootfs)
+        prepare(rootfs)
         archive = Path(tmp) / "rootfs.tar"
         with tarfile.open(archive, "w") as tar:
             tar.add(rootfs, arcname=".")
         changes = [
             "ENV PATH=/usr/local/bin:/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin",
             "ENV LANG=C.UTF-8",
-            'CMD ["python3"]',
+            cmd,
         ]
         engine.run("import", *[a for c in changes for a in ("--change", c)], str(archive), tag)
     return time.monotonic() - started
 
 
 def _trim_rootfs(rootfs: Path) -> None:
-    """Drop apt caches and docs; put python/pip where the official image has them."""
+    """Drop apt caches and docs."""
     for junk in ("var/cache/apt/archives", "var/lib/apt/lists", "usr/share/doc", "usr/share/man"):
         target = rootfs / junk
         if target.is_dir():
@@ -196,6 +225,10 @@ def _trim_rootfs(rootfs: Path) -> None:
                     shutil.rmtree(entry)
                 elif entry.name != "lock":
                     entry.unlink()
+
+
+def _python_layout(rootfs: Path) -> None:
+    """python and pip where the official image has them, pip usable by root."""
     (rootfs / "usr/lib/python3.11/EXTERNALLY-MANAGED").unlink(missing_ok=True)
     local_bin = rootfs / "usr/local/bin"
     for name, points_to in {
@@ -210,18 +243,27 @@ def _trim_rootfs(rootfs: Path) -> None:
         link.symlink_to(points_to)
 
 
-def python_image(engine: Engine, *, build_if_missing: bool = True) -> str:
+def python_image(engine: Engine) -> str:
     """The base for PYTHON_IMAGE: the official image if present or pullable, else the local one."""
-    if engine.image_exists(OFFICIAL_BASE):
-        return OFFICIAL_BASE
-    if engine.run("pull", OFFICIAL_BASE, check=False, timeout=300).returncode == 0:
-        return OFFICIAL_BASE
-    if not engine.image_exists(LOCAL_BASE):
-        if not build_if_missing:
-            raise ContainerError(f"{OFFICIAL_BASE} cannot be pulled and {LOCAL_BASE} is missing")
-        _say(f"containers: {OFFICIAL_BASE} cannot be pulled; building {LOCAL_BASE}")
-        build_base_image(engine)
-    return LOCAL_BASE
+    return _official_or_standin(engine, OFFICIAL_BASE, LOCAL_BASE, build_base_image)
+
+
+def redis_image(engine: Engine) -> str:
+    """docker-compose.yml's Redis image if present or pullable, else Debian's stand-in."""
+    return _official_or_standin(engine, REDIS_IMAGE, REDIS_STANDIN, build_redis_image)
+
+
+def _official_or_standin(
+    engine: Engine, official: str, standin: str, build: Callable[[Engine, str], float]
+) -> str:
+    if engine.image_exists(official):
+        return official
+    if engine.run("pull", official, check=False, timeout=300).returncode == 0:
+        return official
+    if not engine.image_exists(standin):
+        _say(f"containers: {official} cannot be pulled; building {standin} from Debian packages")
+        build(engine, standin)
+    return standin
 
 
 def fetch_wheelhouse(dest: Path = WHEELHOUSE) -> int:
@@ -282,7 +324,8 @@ def _say(line: str) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """CLI of the Makefile's image targets."""
     parser = argparse.ArgumentParser(prog="python -m deployment.containers")
-    parser.add_argument("command", choices=("engine", "base-image", "wheelhouse", "images"))
+    commands = ("engine", "base-image", "redis-image", "wheelhouse", "images")
+    parser.add_argument("command", choices=commands)
     parser.add_argument("--tag", default=os.environ.get("IMAGE_TAG", DEFAULT_TAG))
     parser.add_argument("--image", action="append", choices=tuple(IMAGES))
     args = parser.parse_args(argv)
@@ -293,6 +336,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "base-image":
             engine = require_engine()
             _say(f"containers: base image {python_image(engine)}")
+        elif args.command == "redis-image":  # for CHURN_REDIS_IMAGE of docker-compose.yml
+            _say(redis_image(require_engine()))
         elif args.command == "wheelhouse":
             _say(f"containers: {fetch_wheelhouse()} wheels in {WHEELHOUSE}")
         else:

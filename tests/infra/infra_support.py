@@ -26,6 +26,8 @@ K8S_DIR = PROJECT_ROOT / "k8s"
 OVERLAYS = ("kind", "eks", "seldon-v1")
 KUBERNETES_VERSION = "1.32"  # EKS' and kubectl's minor here; kubernetes-validate has 1.25-1.37
 CUSTOM_GROUPS = ("mlops.seldon.io", "machinelearning.seldon.io", "monitoring.coreos.com")
+# The model version of the bundle the container tests serve (conftest's layout_bundle).
+BUNDLE_VERSION = "infra-1"
 SECRETISH = re.compile(r"PASSWORD|SECRET|TOKEN|CREDENTIAL|ACCESS_KEY|PRIVATE_KEY|AUTH", re.I)
 SECRET_VALUE = re.compile(r"password=|://[^/\s:@]+:[^/\s@]+@", re.I)
 

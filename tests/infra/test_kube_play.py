@@ -38,16 +38,9 @@ from typing import Any
 import pytest
 import yaml
 from containers_support import engine_or_skip, image
-from infra_support import K8S_DIR, kustomize
-from sklearn.pipeline import Pipeline
+from infra_support import BUNDLE_VERSION, K8S_DIR, kustomize
 
-from churn import redis_local
-from churn.features.names import FEATURE_SERVICE
-from churn.features.pipeline import DataSource, run_feature_pipeline
-from churn.settings import get_settings
-from deployment.bundle import build_bundle_from_pipeline, feature_layout_of
 from deployment.containers import Engine
-from serving.settings import get_serving_settings
 
 pytestmark = pytest.mark.integration
 
@@ -227,36 +220,8 @@ def test_mlflow_deployment_starts_under_its_security_context(tmp_path: Path) -> 
         assert http_get(engine, name, 5000, "/health").strip() == "OK"
 
 
-@pytest.fixture(scope="module")
-def v1_bundle(tmp_path_factory: pytest.TempPathFactory, telco_csv: Path, churn_model: Pipeline,
-              drift_detector_dir: Path) -> Iterator[Path]:  # fmt: skip
-    """A bundle as the deployment pipeline writes it, from a real feature store."""
-    from isolation import stack_env
-
-    home = tmp_path_factory.mktemp("kube_play_home")
-    with pytest.MonkeyPatch.context() as mp:
-        for key, value in stack_env(home, "kube-play").items():
-            mp.setenv(key, value)
-        get_settings.cache_clear()
-        get_serving_settings.cache_clear()
-        cfg = redis_local.config_from_settings(get_settings())
-        redis_local.start(cfg)
-        try:
-            run_feature_pipeline(DataSource(kind="telco", csv_path=telco_csv), get_settings())
-            bundle = home / "bundle"
-            build_bundle_from_pipeline(
-                bundle, churn_model, model_version="kube-play-1", threshold=0.4,
-                drift_dir=drift_detector_dir, feature_layout=feature_layout_of(FEATURE_SERVICE),
-            )  # fmt: skip
-            yield bundle
-        finally:
-            redis_local.stop(cfg)
-            get_settings.cache_clear()
-            get_serving_settings.cache_clear()
-
-
 def test_seldon_v1_mlserver_pod_starts_under_its_security_context(
-    tmp_path: Path, v1_bundle: Path
+    tmp_path: Path, layout_bundle: Path
 ) -> None:
     engine = engine_or_skip("podman")  # kube play: the Docker engine has no equivalent
     objects = _objects("seldon-v1", {("SeldonDeployment", "churn"), ("ConfigMap", "churn-serving")})
@@ -271,7 +236,7 @@ def test_seldon_v1_mlserver_pod_starts_under_its_security_context(
             {"name": "churn-model", "mountPath": "/mnt/models", "readOnly": True}
         )
     spec["volumes"].append(
-        {"name": "churn-model", "hostPath": {"path": str(v1_bundle), "type": "Directory"}}
+        {"name": "churn-model", "hostPath": {"path": str(layout_bundle), "type": "Directory"}}
     )
     spec.pop("serviceAccountName", None)
     pod = {"apiVersion": "v1", "kind": "Pod",
@@ -293,4 +258,4 @@ def test_seldon_v1_mlserver_pod_starts_under_its_security_context(
         assert f"CHURN_REDIS_PASSWORD={password}" in env
         # the model the pod serves is the bundle's: metadata over its own HTTP port
         port = _port(container, "http")
-        assert "kube-play-1" in http_get(engine, name, port, "/v2/models/churn")
+        assert BUNDLE_VERSION in http_get(engine, name, port, "/v2/models/churn")
