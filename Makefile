@@ -13,7 +13,7 @@ ZENML := $(VENV)/bin/zenml
 # MLflow. `source .venv/bin/activate` sets the same variable for direct zenml commands.
 export ZENML_CONFIG_PATH ?= $(CURDIR)/.churn/zenml
 
-.PHONY: help setup lock redis-start redis-stop redis-status features lookup stack-local stack-eks feature-pipeline training-pipeline deployment-pipeline serve-status serve-stop predict batch-pipeline drift-pipeline champion mlflow-ui zenml-ui dashboard demo test crds lint format bench images wheelhouse base-image k8s-render seldon-manifests clean-state twin-up twin-status twin-down
+.PHONY: help setup lock redis-start redis-stop redis-status features lookup stack-local stack-eks feature-pipeline training-pipeline deployment-pipeline serve-status serve-stop predict batch-pipeline drift-pipeline champion mlflow-ui zenml-ui dashboard demo test crds lint format bench images wheelhouse base-image k8s-render seldon-manifests clean-state twin-up twin-status twin-down twin-demo
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -141,6 +141,9 @@ twin-up: setup ## production twin: TLS Redis, PostgreSQL, S3 (moto), MLflow serv
 
 twin-status: ## which twin services answer (`python -m churn.twin env`: the clients' environment)
 	@$(PY) -m churn.twin status
+
+twin-demo: setup ## EKS config end to end on the twin (up if needed): pipelines, agent's pull + MLServer load, same probability as the laptop path, MLflow restart
+	@$(PY) -m deployment.twin_demo
 
 twin-down: ## stop every twin service (PostgreSQL data stays in .churn/twin; S3 is in memory)
 	@$(PY) -m churn.twin down
