@@ -368,6 +368,22 @@ def promote_if_better(
     )
 
 
+TAG_PROMOTION: Final = "promotion_reason"
+
+
+def record_promotion(decision: PromotionDecision, tracking_uri: str | None = None) -> None:
+    """Tag the challenger version with the decision's reason (and whether it won).
+
+    Why: the registry then says, next to each version, why it is or is not the
+    champion (the metric, both scores, on which held-out set), for the MLflow UI and
+    for readers without the training run's ZenML outputs (the loop demo).
+    """
+    client = use_tracking(tracking_uri)
+    name, version = decision.name, decision.challenger_version
+    client.set_model_version_tag(name, version, TAG_PROMOTION, decision.reason)
+    client.set_model_version_tag(name, version, "promoted", str(decision.promoted).lower())
+
+
 def _set_champion(client: Any, name: str, version: str, previous: str | None) -> None:
     """Point "champion" at `version`; "previous-champion" at the version it replaces."""
     client.set_model_version_tag(name, version, TAG_PREVIOUS_CHAMPION, previous or "")

@@ -8,7 +8,7 @@ from zenml import log_metadata, step
 
 from churn.models.candidates import TrainedCandidate
 from churn.models.evaluate import Evaluation
-from churn.models.registry import promote_if_better
+from churn.models.registry import promote_if_better, record_promotion
 from churn.schema import LABEL, model_input_names
 from steps.registry._tracking import stack_tracking_uri
 
@@ -28,6 +28,7 @@ def promote_model(
     Reached only when every gate passed (gate_model fails the run otherwise).
     """
     evaluation = evaluations[challenger.kind]
+    uri = stack_tracking_uri()
     decision = promote_if_better(
         model_name,
         model_version,
@@ -36,8 +37,9 @@ def promote_model(
         gates_passed=True,
         evaluation_data=(test[model_input_names()], test[LABEL]),
         min_improvement=min_improvement,
-        tracking_uri=stack_tracking_uri(),
+        tracking_uri=uri,
     )
+    record_promotion(decision, tracking_uri=uri)
     result = asdict(decision)
     log_metadata(metadata={"promotion": result})
     return result

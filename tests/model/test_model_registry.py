@@ -246,3 +246,17 @@ def test_champion_from_other_held_out_data_is_rescored(
     assert decision.champion_rescored
     assert decision.champion_score == pytest.approx(champion_on_half, abs=1e-6)
     assert decision.promoted == (auc > champion_on_half)
+
+
+def test_the_decision_is_recorded_on_the_challenger_version(
+    versions: Versions, tracking_uri: str
+) -> None:
+    _, version, auc = versions["weak"]
+    decision = registry.PromotionDecision(
+        promoted=False, name=NAME, challenger_version=version, champion_version="1",
+        metric="roc_auc", challenger_score=auc, champion_score=0.9, champion_rescored=False,
+        reason=f"roc_auc {auc:.5f} does not beat champion v1's 0.90000",
+    )  # fmt: skip
+    registry.record_promotion(decision, tracking_uri)
+    tags = registry.use_tracking(tracking_uri).get_model_version(NAME, version).tags
+    assert tags[registry.TAG_PROMOTION] == decision.reason and tags["promoted"] == "false"
