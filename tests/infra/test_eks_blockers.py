@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import yaml
-from infra_support import K8S_DIR, OVERLAYS, kustomize
+from infra_support import K8S_DIR, OVERLAYS, kustomize, pod_specs
 
 from churn.features.feast_schema import offline_path
 from churn.schema import Group
@@ -111,3 +112,58 @@ def test_pipeline_pods_on_eks_open_the_eks_feature_store() -> None:
     stack = yaml.safe_load((PROJECT_ROOT / "stacks" / "eks.yaml").read_text(encoding="utf-8"))
     pod = stack["components"]["orchestrator"][0]["configuration"]["pod_settings"]
     assert {"configMapRef": {"name": "churn-serving"}} in pod["env_from"]
+
+
+# ------------------------------------------------------------------ prediction log
+
+
+def _container_env(
+    container: dict[str, Any], config_maps: dict[str, dict[str, str]]
+) -> dict[str, str]:
+    """A container's plain environment as the kubelet builds it: envFrom ConfigMaps, then env."""
+    env: dict[str, str] = {}
+    for source in container.get("envFrom", []):
+        if "configMapRef" in source:
+            env.update(config_maps.get(source["configMapRef"]["name"], {}))
+    for item in container.get("env", []):
+        if "value" in item:
+            env[item["name"]] = str(item["value"])
+    return env
+
+
+def test_serving_writes_its_prediction_log_somewhere_writable_and_durable() -> None:
+    """Every served prediction is logged (CHURN_SERVING_PREDICTION_LOG_URI, default
+    CHURN_HOME/prediction_log). Serving pods have a read-only root and, on kind, the
+    churn-state volume read-only; on EKS no CHURN_HOME volume at all. The log must go
+    to S3 or to a writable PersistentVolumeClaim mount, else every record is dropped
+    (counted, never failing a request: silent in every schema check)."""
+    from churn.loop import PREDICTION_LOG_DIR
+
+    checked = 0
+    for overlay in OVERLAYS:
+        objects = kustomize(K8S_DIR / "overlays" / overlay)
+        config_maps = {o["metadata"]["name"]: o.get("data", {})
+                       for o in objects if o["kind"] == "ConfigMap"}  # fmt: skip
+        for obj in objects:
+            for pod in pod_specs(obj):
+                if pod.kind not in ("Server", "SeldonDeployment"):
+                    continue
+                volumes = {v["name"]: v for v in pod.spec.get("volumes", [])}
+                container = pod.spec["containers"][0]  # the MLServer container
+                env = _container_env(container, config_maps)
+                uri = env.get("CHURN_SERVING_PREDICTION_LOG_URI") or (
+                    f"{env.get('CHURN_HOME', '/var/lib/churn')}/{PREDICTION_LOG_DIR}"
+                )
+                where = f"{overlay}: {pod.owner}"
+                checked += 1
+                if uri.startswith("s3://"):
+                    continue
+                mounts = [m for m in container.get("volumeMounts", [])
+                          if uri.startswith(m["mountPath"].rstrip("/") + "/")]  # fmt: skip
+                assert mounts, f"{where}: {uri} is on the read-only root file system"
+                mount = max(mounts, key=lambda m: len(m["mountPath"]))
+                volume = volumes[mount["name"]]
+                assert not mount.get("readOnly"), f"{where}: {uri} is on a read-only mount"
+                claim = volume.get("persistentVolumeClaim")
+                assert claim and not claim.get("readOnly"), f"{where}: {uri} is not on a PVC"
+    assert checked == 3  # kind and eks Servers, the seldon-v1 SeldonDeployment
