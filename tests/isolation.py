@@ -11,9 +11,17 @@ conftest), so every test module imports the same one.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+import pytest
 from ports import free_port
+
+if TYPE_CHECKING:
+    from churn.redis_local import RedisServerConfig
+    from churn.settings import Settings
 
 
 def redis_env(home: Path, label: str) -> dict[str, str]:
@@ -40,3 +48,39 @@ def serving_ports_env(serving_home: Path) -> dict[str, str]:
 def stack_env(home: Path, label: str) -> dict[str, str]:
     """Both: the environment of a whole isolated stack (Redis + MLServer) under `home`."""
     return {**redis_env(home, label), **serving_ports_env(home / "serving")}
+
+
+@contextmanager
+def isolated_stack(
+    env: Mapping[str, str], *, redis: bool = True
+) -> Iterator[tuple[Settings, RedisServerConfig]]:
+    """The process environment set to `env` (e.g. stack_env(...)), settings caches
+    cleared on the way in and out, and (`redis`) the stack's own redis-server running.
+
+    Why one home: each module-scoped stack (serving, containers, kube play) did these
+    steps in this order by hand; a missed cache_clear leaks one stack's settings into
+    the next module's tests.
+    """
+    from churn import redis_local
+    from churn.settings import get_settings
+    from serving.settings import get_serving_settings
+
+    def clear() -> None:
+        get_settings.cache_clear()
+        get_serving_settings.cache_clear()
+
+    with pytest.MonkeyPatch.context() as mp:
+        for name, value in env.items():
+            mp.setenv(name, value)
+        clear()
+        settings = get_settings()
+        cfg = redis_local.config_from_settings(settings)
+        if redis:
+            redis_local.start(cfg)
+        try:
+            yield settings, cfg
+        finally:
+            if redis:
+                redis_local.stop(cfg)
+            clear()
+    clear()

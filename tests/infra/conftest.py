@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from infra_support import BUNDLE_VERSION
-from isolation import stack_env
+from isolation import isolated_stack, stack_env
 from sklearn.pipeline import Pipeline
 
-from churn import redis_local
 from churn.features.names import FEATURE_SERVICE
 from churn.features.pipeline import DataSource, run_feature_pipeline
-from churn.settings import get_settings
 from deployment.bundle import build_bundle_from_pipeline, feature_layout_of
-from serving.settings import get_serving_settings
 
 
 @pytest.fixture(scope="session")
@@ -24,29 +20,16 @@ def layout_bundle(
     telco_csv: Path,
     churn_model: Pipeline,
     drift_detector_dir: Path,
-) -> Iterator[Path]:
+) -> Path:
     """A bundle as the deployment pipeline writes it (model, detector, the feature layout
     resolved from a real Feast registry), version BUNDLE_VERSION; the registry's own
     stack (home, Redis) is gone once it is built: a container needs only the bundle."""
     home = tmp_path_factory.mktemp("infra_bundle_home")
     bundle = tmp_path_factory.mktemp("infra_bundle") / "bundle"
-    with pytest.MonkeyPatch.context() as mp:
-        for key, value in stack_env(home, "infra").items():
-            mp.setenv(key, value)
-        get_settings.cache_clear()
-        get_serving_settings.cache_clear()
-        cfg = redis_local.config_from_settings(get_settings())
-        redis_local.start(cfg)
-        try:
-            run_feature_pipeline(DataSource(kind="telco", csv_path=telco_csv), get_settings())
-            build_bundle_from_pipeline(
-                bundle, churn_model, model_version=BUNDLE_VERSION, threshold=0.4,
-                drift_dir=drift_detector_dir, feature_layout=feature_layout_of(FEATURE_SERVICE),
-            )  # fmt: skip
-        finally:
-            redis_local.stop(cfg)
-            get_settings.cache_clear()
-            get_serving_settings.cache_clear()
-    get_settings.cache_clear()
-    get_serving_settings.cache_clear()
-    yield bundle
+    with isolated_stack(stack_env(home, "infra")) as (settings, _):
+        run_feature_pipeline(DataSource(kind="telco", csv_path=telco_csv), settings)
+        build_bundle_from_pipeline(
+            bundle, churn_model, model_version=BUNDLE_VERSION, threshold=0.4,
+            drift_dir=drift_detector_dir, feature_layout=feature_layout_of(FEATURE_SERVICE),
+        )  # fmt: skip
+    return bundle

@@ -19,13 +19,12 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 from containers_support import engine_or_skip, env_args, image
-from isolation import redis_env
+from isolation import isolated_stack, redis_env
 
-from churn import redis_local
 from churn.data.offline import read_offline_table
 from churn.features.store import get_store, online_features
 from churn.schema import ENTITY_KEY, Group, feature_names
-from churn.settings import Settings, get_settings
+from churn.settings import Settings
 
 pytestmark = pytest.mark.integration
 
@@ -40,19 +39,8 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings, d
     path = tmp_path_factory.mktemp("steps_image_home")
     path.chmod(0o777)
     env = redis_env(path, "steps-image")
-    with pytest.MonkeyPatch.context() as mp:
-        for name, value in env.items():
-            mp.setenv(name, value)
-        get_settings.cache_clear()
-        settings = get_settings()
-        cfg = redis_local.config_from_settings(settings)
-        redis_local.start(cfg)
-        try:
-            yield settings, env
-        finally:
-            redis_local.stop(cfg)
-            get_settings.cache_clear()
-    get_settings.cache_clear()
+    with isolated_stack(env) as (settings, _):
+        yield settings, env
 
 
 def test_feature_pipeline_runs_in_the_steps_image(home: tuple[Settings, dict[str, str]]) -> None:

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from isolation import stack_env
+from isolation import isolated_stack, stack_env
 from serving_support import (
     DRIFT_WINDOW,
     REDIS_TIMEOUT_S,
@@ -29,9 +29,7 @@ from serving_support import (
 )
 from sklearn.pipeline import Pipeline
 
-from churn import redis_local
 from churn.features.pipeline import DataSource, run_feature_pipeline
-from churn.settings import get_settings
 from serving.settings import get_serving_settings
 
 HERE = Path(__file__).resolve().parent
@@ -48,25 +46,10 @@ def serving_env(tmp_path_factory: pytest.TempPathFactory, telco_csv: Path) -> It
         "CHURN_SERVING_DRIFT_WINDOW": str(DRIFT_WINDOW),
         "CHURN_SERVING_STARTUP_TIMEOUT_S": "90",
     }
-    with pytest.MonkeyPatch.context() as mp:
-        for name, value in env.items():
-            mp.setenv(name, value)
-        # The server process imports the test runtime in serving_faults.py from here.
-        mp.setenv("PYTHONPATH", str(HERE))
-        get_settings.cache_clear()
-        get_serving_settings.cache_clear()
-        settings = get_settings()
-        cfg = redis_local.config_from_settings(settings)
-        redis_local.start(cfg)
-        try:
-            features = run_feature_pipeline(DataSource(kind="telco", csv_path=telco_csv), settings)
-            yield ServingEnv(settings, get_serving_settings(), cfg, features, telco_csv)
-        finally:
-            redis_local.stop(cfg)
-            get_settings.cache_clear()
-            get_serving_settings.cache_clear()
-    get_settings.cache_clear()
-    get_serving_settings.cache_clear()
+    # The server process imports the test runtime in serving_faults.py from here.
+    with isolated_stack({**env, "PYTHONPATH": str(HERE)}) as (settings, cfg):
+        features = run_feature_pipeline(DataSource(kind="telco", csv_path=telco_csv), settings)
+        yield ServingEnv(settings, get_serving_settings(), cfg, features, telco_csv)
 
 
 @pytest.fixture(scope="module")
