@@ -220,6 +220,52 @@ def test_batch_pipeline_scores_every_customer_like_the_champion(
     assert csv[ENTITY_KEY].tolist() == predictions[ENTITY_KEY].tolist()
 
 
+def test_batch_pipeline_makes_a_campaign_with_a_control_group_and_logs_every_customer(
+    store: Store, champion: Registered, monitoring_env: Settings, tmp_path: Path
+) -> None:
+    from churn.loop.campaign import campaigns_root
+    from churn.loop.predlog import read_log
+
+    campaign = {
+        "enabled": True, "kind": "top_n", "top_n": 600, "min_probability": 0.5,
+        "control_share": 0.25, "seed": 3, "strata": 10,
+    }  # fmt: skip
+    log_root = tmp_path / "prediction_log"
+    edit = {
+        "model_name": MODEL_NAME, "chunk_size": 1000, "n_threads": 1,
+        "campaign": campaign, "prediction_log_uri": str(log_root),
+    }  # fmt: skip
+    _run(BATCH, edited_config("batch_inference_pipeline", tmp_path, edit))
+    out = latest_predictions(predictions_root(monitoring_env))
+    assert out is not None
+    predictions = pd.read_parquet(out / "predictions.parquet").set_index(ENTITY_KEY)
+    run = json.loads((out / "summary.json").read_text())["pipeline_run"]
+
+    # The prediction log: every scored customer once, with the scored probability.
+    log = read_log(str(log_root)).set_index(ENTITY_KEY)
+    assert len(log) == 3000 and log.index.is_unique and set(log["request_id"]) == {run}
+    assert set(log["source"]) == {"batch"}
+    np.testing.assert_allclose(
+        log["probability"], predictions.loc[log.index, "churn_probability"], rtol=1e-12
+    )
+
+    # The campaign: the 600 highest expected losses, a quarter held out in each decile.
+    root = campaigns_root(monitoring_env)
+    latest = json.loads((root / "latest.json").read_text())["name"]
+    table = pd.read_parquet(root / latest / "campaign.parquet")
+    assert len(table) == 600 and table[ENTITY_KEY].is_unique
+    top = predictions["expected_loss"].nlargest(600)
+    assert set(table[ENTITY_KEY]) == set(top.index)
+    per_decile = table.groupby("risk_decile")["arm"].agg(lambda a: ((a == "control").sum(), len(a)))
+    for control, n in per_decile:
+        assert control == int(np.floor(0.25 * n + 0.5))
+    assert set(table["model_version"]) == {f"{MODEL_NAME}-v{champion.version}"}
+    contacts = pd.read_csv(root / latest / "contacts.csv")
+    treated = set(table.loc[table["arm"] == "treated", ENTITY_KEY])
+    assert set(contacts[ENTITY_KEY].astype(str)) == treated and len(treated) > 0
+    assert set(contacts["reason_1"]) <= set(model_input_names())
+
+
 def test_drift_pipeline_finds_no_drift_in_a_reference_like_snapshot(
     store: Store, champion: Registered, monitoring_env: Settings, tmp_path: Path
 ) -> None:
