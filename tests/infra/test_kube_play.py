@@ -6,6 +6,7 @@ files). Here the rendered objects run, with the images `make images` builds:
 
 - kind overlay: MLflow's Deployment with its ConfigMap and PersistentVolumeClaim,
   exactly as rendered (podman plays Deployments, ConfigMaps and PVCs);
+- kind overlay: Redis' StatefulSet (its pod and its data claim);
 - seldon-v1 overlay: the SeldonDeployment's predictor pod spec (what Seldon Core v1
   turns into a Deployment), as a Pod, with the image built here in place of ECR's and
   the bundle at /mnt/models where Seldon's storage initializer puts it; ConfigMap
@@ -17,8 +18,9 @@ liveness probes pass. podman 4.3 does not run Kubernetes probes (named ports are
 resolved, and its health checks need systemd), so they are evaluated here as the
 kubelet would: httpGet against the container's own network namespace, on the named
 or numbered port. Seldon's own kinds need Seldon's controllers and stay schema-checked
-(tests/infra/test_k8s.py). Redis' StatefulSet is not played: its image comes from a
-registry that this machine cannot reach, and podman 4.3 does not play StatefulSets.
+(tests/infra/test_k8s.py). Redis' StatefulSet is played as the Pod and PVC its controller
+would make (podman 4.3 plays no StatefulSet), on Debian's redis-server image where the
+registry's redis:7.4.1-bookworm cannot be pulled.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ import yaml
 from containers_support import engine_or_skip, image
 from infra_support import BUNDLE_VERSION, K8S_DIR, kustomize
 
-from deployment.containers import Engine
+from deployment.containers import Engine, redis_image
 
 pytestmark = pytest.mark.integration
 
@@ -259,3 +261,48 @@ def test_seldon_v1_mlserver_pod_starts_under_its_security_context(
         # the model the pod serves is the bundle's: metadata over its own HTTP port
         port = _port(container, "http")
         assert BUNDLE_VERSION in http_get(engine, name, port, "/v2/models/churn")
+
+
+def test_redis_statefulset_pod_starts_under_its_security_context(tmp_path: Path) -> None:
+    """The kind overlay's Redis: the StatefulSet's pod template as a Pod (podman 4.3 plays
+    no StatefulSet) and its volumeClaimTemplate as a PVC, on Debian's redis-server image
+    when redis:7.4.1-bookworm cannot be pulled (deployment.containers.redis_image)."""
+    engine = engine_or_skip("podman")
+    (sts,) = _objects("kind", {("StatefulSet", "churn-redis")})
+    spec = copy.deepcopy(sts["spec"]["template"]["spec"])
+    spec.pop("serviceAccountName", None)
+    for c in spec["containers"]:
+        c["image"] = redis_image(engine)
+    claims = []
+    for template in sts["spec"]["volumeClaimTemplates"]:
+        claim_name = f"{template['metadata']['name']}-churn-redis-0"  # as the controller names it
+        claims.append({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+                       "metadata": {"name": claim_name}, "spec": template["spec"]})  # fmt: skip
+        spec.setdefault("volumes", []).append(
+            {
+                "name": template["metadata"]["name"],
+                "persistentVolumeClaim": {"claimName": claim_name},
+            }
+        )
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "churn-redis-0"}, "spec": spec}
+    password = secrets.token_hex(8)
+    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "churn-redis"},
+              "data": {"password": base64.b64encode(password.encode()).decode()}}  # fmt: skip
+    with (
+        podman_secret(engine, secret),
+        Played(engine, [*claims, pod], tmp_path / "redis.yaml") as played,
+    ):
+        (entry,) = list(_containers(played))
+        name, pod_spec, container = entry
+        wait_probes(engine, name, container)
+        assert_security_context(engine, name, pod_spec, container)
+        # AUTH is on, and the data directory on the claim is where it writes (AOF)
+        denied = engine.run("exec", name, "redis-cli", "--no-auth-warning", "-a", "wrong", "ping",
+                            check=False)  # fmt: skip
+        assert "PONG" not in denied.stdout, denied.stdout
+        ok = engine.run(
+            "exec", "-e", f"REDISCLI_AUTH={password}", name, "redis-cli", "set", "k", "v"
+        )
+        assert ok.stdout.strip() == "OK"
+        files = engine.run("exec", name, "sh", "-c", "ls -R /data").stdout
+        assert "appendonly" in files, files
