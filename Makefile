@@ -13,7 +13,7 @@ ZENML := $(VENV)/bin/zenml
 # MLflow. `source .venv/bin/activate` sets the same variable for direct zenml commands.
 export ZENML_CONFIG_PATH ?= $(CURDIR)/.churn/zenml
 
-.PHONY: help setup lock redis-start redis-stop redis-status features lookup stack-local stack-eks feature-pipeline training-pipeline deployment-pipeline serve-status serve-stop predict batch-pipeline drift-pipeline champion mlflow-ui zenml-ui dashboard demo test crds lint format bench images wheelhouse base-image k8s-render seldon-manifests clean-state twin-up twin-status twin-down twin-demo
+.PHONY: help setup lock redis-start redis-stop redis-status features lookup stack-local stack-eks feature-pipeline training-pipeline deployment-pipeline serve-status serve-stop predict batch-pipeline drift-pipeline champion mlflow-ui zenml-ui dashboard demo test crds lint format bench images wheelhouse base-image k8s-render seldon-manifests clean-state twin-up twin-status twin-down twin-demo kpi-pipeline loop-demo
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -78,6 +78,12 @@ batch-pipeline: setup ## zenml pipeline run of batch inference (ranked at-risk l
 
 drift-pipeline: setup ## zenml pipeline run of drift monitoring (report in .churn/reports/drift/)
 	$(ZENML) pipeline run pipelines.drift_monitoring_pipeline.drift_monitoring_pipeline -c configs/drift_monitoring_pipeline.yaml
+
+kpi-pipeline: setup ## zenml pipeline run of the business KPI pipeline (report in .churn/reports/kpi/)
+	$(ZENML) pipeline run pipelines.business_kpi_pipeline.business_kpi_pipeline -c configs/business_kpi_pipeline.yaml
+
+loop-demo: setup ## the closed loop on synthetic data: train, score, campaign, outcomes, KPIs, retrain (.churn/loop-demo)
+	@$(PY) -m churn.loop.demo
 
 mlflow-ui: setup ## MLflow UI on http://localhost:5000 over this checkout's tracking store
 	$(VENV)/bin/mlflow ui --backend-store-uri "$$($(PY) -c 'from churn.settings import get_settings; print(get_settings().tracking_uri)')"

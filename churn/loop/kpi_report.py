@@ -146,8 +146,8 @@ _PERFORMANCE_HEADER: Final = (
 def _campaign_rows(effect: Mapping[str, Any]) -> list[tuple[str, str]]:
     return [
         ("treated / control", f"{effect['n_treated']} / {effect['n_control']}"),
-        ("churn rate treated", _n(effect["churn_rate_treated"])),
-        ("churn rate control", _n(effect["churn_rate_control"])),
+        ("treated churn rate", _n(effect["churn_rate_treated"])),
+        ("control churn rate", _n(effect["churn_rate_control"])),
         ("absolute uplift [95%]", _interval(effect, "absolute_uplift")),
         ("relative risk [95%]", _interval(effect, "relative_risk")),
         ("intervention success rate", _n(effect["intervention_success_rate"])),
@@ -155,7 +155,7 @@ def _campaign_rows(effect: Mapping[str, Any]) -> list[tuple[str, str]]:
         ("revenue retained", _n(effect["revenue_retained"], 2)),
         ("campaign cost", _n(effect["campaign_cost"], 2)),
         ("ROI", _n(effect["roi"], 2)),
-        ("churn reduction of the base", _n(effect["base_churn_reduction"])),
+        ("base churn reduction", _n(effect["base_churn_reduction"])),
         (
             f"progress to the {effect['goal_churn_reduction']:.0%} goal",
             f"{effect['goal_progress']:.0%}",
