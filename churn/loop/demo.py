@@ -57,6 +57,7 @@ PIPELINES: Final = {
     "batch_inference_pipeline": "pipelines.batch_inference_pipeline.batch_inference_pipeline",
     "feature_pipeline": "pipelines.feature_pipeline.feature_pipeline",
     "business_kpi_pipeline": "pipelines.business_kpi_pipeline.business_kpi_pipeline",
+    "drift_monitoring_pipeline": "pipelines.drift_monitoring_pipeline.drift_monitoring_pipeline",
 }
 
 

@@ -26,13 +26,16 @@ from sklearn.metrics import roc_auc_score
 
 from churn.data.offline import LABELS_TABLE, table_path
 from churn.features.derived import add_derived
+from churn.features.store import get_store
 from churn.loop import prediction_log_root
 from churn.loop.campaign import campaigns_root, read_campaigns
 from churn.loop.demo import DemoConfig, LoopRun, pipeline_config, write_outcomes_file
 from churn.loop.kpi_report import REPORT_HTML, REPORT_JSON, kpi_reports_root
 from churn.loop.predlog import BATCH, PredictionBatch, read_log, write_log
 from churn.models.registry import champion_ref, load_champion_serving, use_tracking
-from churn.schema import ENTITY_KEY, LABEL
+from churn.monitoring.current import log_rows
+from churn.monitoring.drift_report import drift_reports_root
+from churn.schema import ENTITY_KEY, LABEL, model_input_names
 from churn.settings import Settings, get_settings
 
 MODEL = "churn-classifier-loop"
@@ -234,3 +237,39 @@ def test_a_degraded_model_alarms_and_retraining_registers_a_new_version(
     )
     after = {v.version for v in client.search_model_versions(f"name='{MODEL}'")}
     assert len(after - before) == 1
+
+
+def test_the_drift_pipeline_tests_what_the_log_recorded(loop: Loop, tmp_path: Path) -> None:
+    """Window kind "prediction_log": every batch record of t0, its inputs read from
+    Feast as of the record's feature_event_time (the batch path logs no features)."""
+    window = {"kind": "prediction_log", "source": "batch"}
+    loop.run.pipeline(
+        "drift_monitoring_pipeline",
+        {"model_name": MODEL, "window": window, "action": "alert"},
+        tmp_path,
+    )
+    (directory,) = sorted(drift_reports_root(loop.settings).iterdir())
+    report = json.loads((directory / "report.json").read_text())
+    assert report["source"]["kind"] == "prediction_log"
+    assert report["current_rows"] == CONFIG.customers == report["source"]["rows"]
+    assert report["source"]["with_logged_features"] == 0
+
+
+def test_logged_features_equal_what_feast_serves_for_the_record(loop: Loop) -> None:
+    """The two ways a log record becomes model inputs agree: values the server logged
+    (here: t0's features as generated) and Feast's point-in-time read."""
+    log = read_log(prediction_log_root(None, loop.settings)).head(300)
+    inputs = add_derived(loop.today).set_index(ENTITY_KEY).loc[log[ENTITY_KEY]]
+    logged = log.copy()
+    logged["features"] = [
+        json.dumps({c: row[c] for c in model_input_names()})
+        for row in inputs[model_input_names()].to_dict("records")
+    ]
+    from_feast = log_rows(log, get_store())
+    from_log = log_rows(logged, None)
+    for column in model_input_names():
+        left, right = from_feast[column].to_numpy(), from_log[column].to_numpy()
+        if left.dtype.kind in "fi":
+            np.testing.assert_allclose(left.astype(float), right.astype(float), err_msg=column)
+        else:
+            assert (left == right).all(), column
