@@ -7,7 +7,9 @@ Run it (the project's venv; sources are found through CHURN_* settings):
 Tabs: Customer (live prediction from the inference endpoint, with reasons), What-if
 (edit a customer's features, scored in-process by the registry's champion), At risk
 (newest batch scores, filters, CSV download), Model (champion metrics and plots from
-MLflow), Drift (newest drift report and the live drift status of served traffic).
+MLflow), Drift (newest drift report and the live drift status of served traffic),
+Business (newest business KPI report: realized churn, realized vs expected
+performance, uplift and money; the newest campaign's contact list with download).
 A source that is down or empty is explained in words on its tab (dashboard.data's
 DashboardError messages); an unexpected error shows its message and is logged with
 its traceback, never printed on the page.
@@ -373,6 +375,81 @@ def render_live_drift(settings: data.DashboardSettings) -> None:
         st.dataframe(live.features, hide_index=True, column_config=P_VALUE_COLUMNS)
 
 
+def business_tab() -> None:
+    """The newest KPI report and the newest campaign's contact list."""
+    st.subheader("Business KPIs")
+    guarded("Business KPIs", render_kpi_report)
+    st.subheader("Campaign contact list")
+    guarded("Contact list", render_contact_list)
+
+
+def render_kpi_report() -> None:
+    """Intervention figures, realized vs expected performance, deciles, segments, HTML."""
+    report = data.latest_kpi_report()
+    content = report.content
+    if content.get("campaigns"):
+        effect = content["campaigns"][-1]
+        c1, c2, c3, c4, c5 = st.columns(5)
+        c1.metric("Relative risk (treated / control)", data.interval(effect, "relative_risk"))
+        c2.metric("Customers saved", data.interval(effect, "customers_saved", "{:.0f}"))
+        c3.metric("Revenue retained", f"${effect['revenue_retained']:,.0f}")
+        roi = effect.get("roi")
+        c4.metric("ROI", "n/a" if roi is None else f"{roi:.0%}")
+        c5.metric(
+            f"Progress to the {effect['goal_churn_reduction']:.0%} goal",
+            f"{effect['goal_progress']:.0%}",
+        )
+        st.caption(
+            f"Campaign {effect['campaign_id']}: {effect['n_treated']} contacted, "
+            f"{effect['n_control']} held out; churn {effect['churn_rate_treated']:.1%} vs "
+            f"{effect['churn_rate_control']:.1%}; cost ${effect['campaign_cost']:,.0f}."
+        )
+    else:
+        st.info("No campaign with outcomes in both arms in this report yet.")
+    breaches = content.get("breaches") or []
+    if breaches:
+        st.error("Realized performance below its floor: " + "; ".join(breaches))
+    else:
+        st.success("Realized performance within its floors.")
+    st.caption(
+        f"Report {report.path.name}: outcomes known by {content.get('as_of')}, horizon "
+        f"{content.get('horizon_months')} month(s)."
+    )
+    st.markdown("**Realized vs expected (held-out) performance**")
+    st.dataframe(data.performance_table(content), hide_index=True)
+    deciles = data.decile_frame(content)
+    if not deciles.empty:
+        st.markdown("**Realized churn per predicted-risk decile**")
+        st.bar_chart(deciles[["mean_predicted", "realized_rate"]], stack=False)
+    segments = pd.DataFrame(content.get("segments", []))
+    if not segments.empty:
+        st.markdown("**Realized churn per segment**")
+        st.dataframe(segments, hide_index=True)
+    if report.html_path is not None:
+        page = report.html_path.read_text(encoding="utf-8")
+        with st.expander("Full report (plots)"):
+            components.html(page, height=700, scrolling=True)
+        st.download_button("Download the HTML report", page, file_name="kpi_report.html")
+
+
+def render_contact_list() -> None:
+    """The treated arm of the newest campaign, ranked, as the CRM gets it."""
+    campaign = data.latest_campaign()
+    summary = campaign.summary
+    st.caption(
+        f"Campaign {summary.get('campaign_id')} ({summary.get('rule')}, model "
+        f"{summary.get('model_version')}): {summary.get('treated')} to contact, "
+        f"{summary.get('control')} held out as control."
+    )
+    st.dataframe(campaign.contacts, hide_index=True)
+    st.download_button(
+        f"Download {len(campaign.contacts)} contacts as CSV",
+        campaign.contacts_path.read_bytes(),
+        file_name=campaign.contacts_path.name,
+        mime="text/csv",
+    )
+
+
 def main() -> None:
     """The page."""
     st.set_page_config(page_title="churn-mlops dashboard", layout="wide")
@@ -380,7 +457,7 @@ def main() -> None:
     settings = data.get_dashboard_settings()
     with st.sidebar:
         guarded("Sources", sidebar, settings)
-    tabs = st.tabs(["Customer", "What-if", "At risk", "Model", "Drift"])
+    tabs = st.tabs(["Customer", "What-if", "At risk", "Model", "Drift", "Business"])
     with tabs[0]:
         guarded("Customer", customer_tab, settings)
     with tabs[1]:
@@ -391,6 +468,8 @@ def main() -> None:
         guarded("Model", model_tab, settings)
     with tabs[4]:
         drift_tab(settings)
+    with tabs[5]:
+        business_tab()
 
 
 if __name__ == "__main__":  # `streamlit run` executes the script as __main__

@@ -1,6 +1,7 @@
 """What the dashboard shows, as plain functions: no Streamlit here, so all of it is testable.
 
-One module per source (dashboard.endpoint, .features, .champion, .batch, .drift;
+One module per source (dashboard.endpoint, .features, .champion, .batch, .drift,
+.business;
 settings and errors beside them); this module is the page's single import of them.
 
 Sources, and what the page says when one is missing (never a traceback):
@@ -19,6 +20,8 @@ Sources, and what the page says when one is missing (never a traceback):
 - at-risk list: the newest batch-scoring output under <CHURN_HOME>/predictions.
 - drift: the newest drift report under <CHURN_HOME>/reports/drift, and the live
   drift status of the served traffic (GET /v2/models/<model>/drift).
+- business: the newest business KPI report under <CHURN_HOME>/reports/kpi and the
+  newest campaign's contact list under <CHURN_HOME>/campaigns.
 
 Every expected absence raises a DashboardError subclass whose message tells the user
 what to run; anything else propagates (the page shows its message and logs it).
@@ -36,6 +39,15 @@ from dashboard.batch import (
     latest_batch_scores,
     to_csv_bytes,
     with_segments,
+)
+from dashboard.business import (
+    CampaignFiles,
+    KpiReportFiles,
+    decile_frame,
+    interval,
+    latest_campaign,
+    latest_kpi_report,
+    performance_table,
 )
 from dashboard.champion import (
     MONEY_METRICS,
@@ -72,8 +84,10 @@ from dashboard.errors import (
     BadInput,
     DashboardError,
     NoBatchScores,
+    NoCampaign,
     NoChampion,
     NoDriftReport,
+    NoKpiReport,
     NoOfflineFeatures,
     ServerUnavailable,
     ServingFailed,
@@ -103,18 +117,22 @@ __all__ = [
     "AtRiskFilter",
     "BadInput",
     "BatchScores",
+    "CampaignFiles",
     "Champion",
     "ChampionRef",
     "ChampionReport",
     "DashboardError",
     "DashboardSettings",
     "DriftReportFiles",
+    "KpiReportFiles",
     "Level",
     "LiveDrift",
     "LivePrediction",
     "NoBatchScores",
+    "NoCampaign",
     "NoChampion",
     "NoDriftReport",
+    "NoKpiReport",
     "NoOfflineFeatures",
     "Reason",
     "ServerHealth",
@@ -128,18 +146,23 @@ __all__ = [
     "check_features",
     "clean_customer_id",
     "customer_features",
+    "decile_frame",
     "error_from_response",
     "feature_table",
     "filter_at_risk",
     "get_dashboard_settings",
+    "interval",
     "latest_batch_scores",
+    "latest_campaign",
     "latest_drift_report",
+    "latest_kpi_report",
     "latest_snapshot",
     "live_drift",
     "live_drift_status",
     "load_champion",
     "load_offline_features",
     "parse_response",
+    "performance_table",
     "predict_live",
     "score_features",
     "server_health",

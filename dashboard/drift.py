@@ -13,6 +13,7 @@ from typing import Any
 
 import pandas as pd
 
+from dashboard.business import newest_report_dir
 from dashboard.errors import NoDriftReport
 
 # ------------------------------------------------------------------ drift report
@@ -49,18 +50,11 @@ def latest_drift_report(root: Path | None = None) -> DriftReportFiles:
     from churn.monitoring.drift_report import REPORT_HTML, REPORT_JSON, drift_reports_root
 
     root = root if root is not None else drift_reports_root()
-    runs = (
-        sorted(
-            p for p in root.iterdir() if not p.name.startswith(".") and (p / REPORT_JSON).is_file()
-        )
-        if root.is_dir()
-        else []
-    )
-    if not runs:
+    newest = newest_report_dir(root, REPORT_JSON)
+    if newest is None:
         raise NoDriftReport(
             f"No drift report yet (nothing under {root}). Run the drift monitoring pipeline."
         )
-    newest = runs[-1]
     content: dict[str, Any] = json.loads((newest / REPORT_JSON).read_text(encoding="utf-8"))
     html = newest / REPORT_HTML
     return DriftReportFiles(

@@ -63,3 +63,15 @@ class NoDriftReport(DashboardError):  # noqa: N818
     """No drift report on disk yet."""
 
     level: ClassVar[Level] = "info"
+
+
+class NoKpiReport(DashboardError):  # noqa: N818
+    """No business KPI report on disk yet."""
+
+    level: ClassVar[Level] = "info"
+
+
+class NoCampaign(DashboardError):  # noqa: N818
+    """No retention campaign on disk yet."""
+
+    level: ClassVar[Level] = "info"

@@ -50,7 +50,9 @@ def _messages(at: AppTest) -> dict[str, list[str]]:
 def test_every_tab_explains_its_missing_source(empty_world: str, tmp_path: Path) -> None:
     at = AppTest.from_file(str(APP), default_timeout=60).run()
     assert not at.exception, at.exception
-    assert [t.label for t in at.tabs] == ["Customer", "What-if", "At risk", "Model", "Drift"]
+    assert [t.label for t in at.tabs] == [
+        "Customer", "What-if", "At risk", "Model", "Drift", "Business",
+    ]  # fmt: skip
     shown = _messages(at)
     assert f"Inference server not reachable at {empty_world}" in shown["error"]
     assert any("its live drift status is unknown" in m for m in shown["error"])
@@ -59,6 +61,8 @@ def test_every_tab_explains_its_missing_source(empty_world: str, tmp_path: Path)
     assert f"No batch scores yet (no run under {tmp_path / 'home' / 'predictions'})" in info
     assert "No MLflow database at" in info and "make training-pipeline" in info
     assert "No drift report yet" in info
+    assert "No business KPI report yet" in info and "make kpi-pipeline" in info
+    assert "No campaign yet" in info
     assert not (tmp_path / "home" / "mlflow").exists()  # looking never creates a database
 
 
