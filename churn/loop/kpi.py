@@ -87,6 +87,19 @@ def _horizon_end(start: pd.Series, horizon_months: int, as_of: pd.Timestamp) -> 
     return end.where(end <= as_of, as_of)
 
 
+def _outcome_keys(outcomes: pd.DataFrame) -> pd.DataFrame:
+    """The labels table's columns with the join types: str ids, UTC ns times, int churn
+    (an empty table, read before any outcome arrived, has untyped columns)."""
+    return pd.DataFrame(
+        {
+            ENTITY_KEY: outcomes[ENTITY_KEY].astype(str).astype(object),
+            EVENT_TIMESTAMP: _utc_ns(outcomes[EVENT_TIMESTAMP]),
+            LABEL: outcomes[LABEL].astype(np.int64),
+            LABEL_OBSERVED_AT: _utc_ns(outcomes[LABEL_OBSERVED_AT]),
+        }
+    )
+
+
 @dataclass(frozen=True)
 class Window:
     """What an evaluation may see: outcomes known by `as_of`, within the horizon, and
@@ -122,9 +135,7 @@ def evaluable_predictions(
         keep &= frame[PREDICTED_AT] >= pd.Timestamp(as_utc(window.since, what="since"))
     frame = frame[keep].sort_values([PREDICTED_AT, "prediction_id"], kind="stable")
     frame = frame.drop_duplicates(["model_version", ENTITY_KEY, FEATURE_EVENT_TIME])
-    labels = outcomes[[ENTITY_KEY, EVENT_TIMESTAMP, LABEL, LABEL_OBSERVED_AT]].copy()
-    labels[EVENT_TIMESTAMP] = _utc_ns(labels[EVENT_TIMESTAMP])
-    labels[LABEL_OBSERVED_AT] = _utc_ns(labels[LABEL_OBSERVED_AT])
+    labels = _outcome_keys(outcomes)
     merged = frame.merge(
         labels.rename(columns={EVENT_TIMESTAMP: FEATURE_EVENT_TIME}),
         on=[ENTITY_KEY, FEATURE_EVENT_TIME],
@@ -156,10 +167,7 @@ def campaign_outcomes(
     targets = campaigns.copy()
     targets["assigned_at"] = _utc_ns(targets["assigned_at"])
     targets = targets.sort_values("assigned_at", kind="stable")
-    labels = outcomes[[ENTITY_KEY, EVENT_TIMESTAMP, LABEL, LABEL_OBSERVED_AT]].copy()
-    labels[EVENT_TIMESTAMP] = _utc_ns(labels[EVENT_TIMESTAMP])
-    labels[LABEL_OBSERVED_AT] = _utc_ns(labels[LABEL_OBSERVED_AT])
-    labels = labels.sort_values(EVENT_TIMESTAMP, kind="stable")
+    labels = _outcome_keys(outcomes).sort_values(EVENT_TIMESTAMP, kind="stable")
     merged = pd.merge_asof(
         targets,
         labels,

@@ -290,3 +290,19 @@ def test_metrics_are_undefined_rather_than_wrong_for_one_class() -> None:
     metrics = classification_metrics([0, 0, 0], [0.1, 0.5, 0.9], 0.3)
     assert metrics["roc_auc"] is None and metrics["recall"] is None
     assert metrics["precision"] == 0.0
+
+
+def test_before_any_outcome_the_report_is_empty_and_calm(world: dict[str, Any]) -> None:
+    """The KPI pipeline may run before outcomes arrive (an empty labels table)."""
+    outcomes = pd.DataFrame(
+        {c: [] for c in (ENTITY_KEY, EVENT_TIMESTAMP, LABEL, "label_observed_at")}
+    )
+    chosen = settings()
+    evaluated, counts = evaluable_predictions(world["log"], outcomes, chosen.window, "%Y-%m")
+    targeted = campaign_outcomes(world["campaign"], outcomes, chosen.window)
+    report = build_kpi_report(
+        evaluated, targeted, outcomes, counts, chosen, offline={}, model_name="m", created_at=T1
+    )
+    assert counts == {"predictions": 30_000, "evaluated": 0}
+    assert report["performance"] == report["deciles"] == report["campaigns"] == []
+    assert not report["is_alarm"]
