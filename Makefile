@@ -151,7 +151,7 @@ twin-status: ## which twin services answer (`python -m churn.twin env`: the clie
 twin-demo: setup ## EKS config end to end on the twin (up if needed): pipelines, agent's pull + MLServer load, same probability as the laptop path, MLflow restart
 	@$(PY) -m deployment.twin_demo
 
-twin-down: ## stop every twin service (PostgreSQL data stays in .churn/twin; S3 is in memory)
+twin-down: ## stop every twin service (S3 is in memory: the next twin-up finds it empty and empties MLflow's database too)
 	@$(PY) -m churn.twin down
 
 clean-state: serve-stop redis-stop ## delete all local state (.churn/): stores, registries, runs
