@@ -62,7 +62,7 @@ class Compose:
         )  # fmt: skip
         assert proc.returncode == 0, (
             f"compose {' '.join(args)}:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
-        )  # noqa: E501
+        )
         return proc
 
     def containers(self, service: str | None = None) -> list[str]:
