@@ -142,17 +142,17 @@ k8s-render: ## render every kustomize overlay offline into build/k8s/
 seldon-manifests: setup ## regenerate the Seldon YAML under k8s/ from deployment.seldon
 	$(PY) k8s/render_seldon.py
 
-twin-up: setup ## production twin: TLS Redis, PostgreSQL, S3 (moto), MLflow server on PostgreSQL+S3 (.churn/twin)
-	@$(PY) -m churn.twin up
+twin-up: setup ## production twin: TLS Redis, PostgreSQL, S3 (moto), MLflow server on PostgreSQL+S3, from the churn-steps image when built (CHURN_TWIN_IMAGES=auto|1|0; .churn/twin)
+	@$(PY) -m deployment.twin_images up
 
 twin-status: ## which twin services answer (`python -m churn.twin env`: the clients' environment)
-	@$(PY) -m churn.twin status
+	@$(PY) -m deployment.twin_images status
 
 twin-demo: setup ## EKS config end to end on the twin (up if needed): pipelines, agent's pull + MLServer load, same probability as the laptop path, MLflow restart
 	@$(PY) -m deployment.twin_demo
 
 twin-down: ## stop every twin service (S3 is in memory: the next twin-up finds it empty and empties MLflow's database too)
-	@$(PY) -m churn.twin down
+	@$(PY) -m deployment.twin_images down
 
 clean-state: serve-stop redis-stop ## delete all local state (.churn/): stores, registries, runs
 	rm -rf $(CURDIR)/.churn

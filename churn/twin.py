@@ -15,7 +15,12 @@ files meet a real server and only endpoints and credentials differ:
   S3 twin empties it, as a fresh bucket would be, and `up` then empties the MLflow
   database with it, so no run names an artifact that is gone);
 - the MLflow server on EKS         -> `mlflow server --serve-artifacts` with the
-  PostgreSQL twin as backend store and the S3 twin as artifact destination.
+  PostgreSQL twin as backend store and the S3 twin as artifact destination, configured
+  as the EKS Deployment configures it (MLFLOW_BACKEND_STORE_URI,
+  MLFLOW_ARTIFACTS_DESTINATION, HOME); a process of this environment, or, when the
+  config's `mlflow_container` says how, the same command inside the image the
+  Deployment runs (deployment.twin_images builds that wrapper: this domain package
+  knows no container engine).
 
 Everything lives under one home directory (CHURN_TWIN_HOME, default
 CHURN_HOME/twin) with its own ports (CHURN_TWIN_*_PORT); credentials are generated at
@@ -39,7 +44,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Final
@@ -59,6 +64,26 @@ SERVICES: Final = ("redis", "postgres", "s3", "mlflow")
 
 class TwinError(RuntimeError):
     """A twin service could not be found, started, reached or stopped."""
+
+
+@dataclass(frozen=True)
+class ContainerCommand:
+    """A service's command wrapped to run in a container, in the foreground.
+
+    Why foreground: its output lands in the service's log and its pid in the pid file,
+    as a process's would; `stop` removes the container itself (signalling the engine's
+    client alone could leave the container running).
+    """
+
+    argv: tuple[str, ...]
+    # The engine client's own settings. No secrets: the service's variables reach the
+    # container by name (`-e NAME`) from the client's environment, never on disk.
+    env: Mapping[str, str]
+    stop: tuple[str, ...]
+
+
+# (command, environment) of a service -> how to run it in a container.
+Containerize = Callable[[Sequence[str], Mapping[str, str]], ContainerCommand]
 
 
 @dataclass(frozen=True)
@@ -91,6 +116,8 @@ class TwinConfig:
     s3_port: int
     mlflow_port: int
     host: str = "127.0.0.1"
+    # How the MLflow server runs in a container (None: a process of this environment).
+    mlflow_container: Containerize | None = None
 
     def dir(self, service: str) -> Path:
         """Data and log directory of one service."""
@@ -482,24 +509,57 @@ def _mlflow_up(cfg: TwinConfig) -> bool:
         return False
 
 
+def mlflow_command(cfg: TwinConfig) -> list[str]:
+    """The MLflow Deployment's command (k8s/base/mlflow) on the twin's address and port,
+    one worker (the twin serves one client at a time)."""
+    return ["mlflow", "server", f"--host={cfg.host}", f"--port={cfg.mlflow_port}",
+            "--workers=1", "--serve-artifacts"]  # fmt: skip
+
+
+def mlflow_env(cfg: TwinConfig, creds: Credentials) -> dict[str, str]:
+    """The MLflow container's environment as the EKS overlay renders it (backend from
+    Secret churn-mlflow-db, artifacts and region from ConfigMap churn-mlflow), plus the
+    S3 twin's endpoint and keys (IRSA's stand-in); the allowed Host headers are the
+    twin's address (the cluster's are its Service names)."""
+    return {
+        **s3_env(cfg, creds),
+        "MLFLOW_BACKEND_STORE_URI": postgres_uri(cfg, creds),
+        "MLFLOW_ARTIFACTS_DESTINATION": f"s3://{BUCKET}/mlflow",
+        "MLFLOW_SERVER_ALLOWED_HOSTS": f"{cfg.host}:*,localhost:*",
+    }
+
+
+_STOP_FILE: Final = "stop.json"
+
+
 def start_mlflow(cfg: TwinConfig, creds: Credentials, wait_s: float = 120.0) -> None:
-    """`mlflow server` as k8s/ runs it (--serve-artifacts), on PostgreSQL and S3 twins."""
+    """`mlflow server` as k8s/ runs it (--serve-artifacts), on PostgreSQL and S3 twins;
+    in a container when cfg.mlflow_container says how."""
     if _mlflow_up(cfg):
         return
     base = cfg.dir("mlflow")
     base.mkdir(parents=True, exist_ok=True)
-    mlflow = str(Path(sys.executable).with_name("mlflow"))
-    args = [mlflow, "server", f"--host={cfg.host}", f"--port={cfg.mlflow_port}",
-            "--workers=1", "--serve-artifacts",
-            f"--backend-store-uri={postgres_uri(cfg, creds)}",
-            f"--artifacts-destination=s3://{BUCKET}/mlflow"]  # fmt: skip
-    env = {**s3_env(cfg, creds), "HOME": str(base)}
+    command, env = mlflow_command(cfg), mlflow_env(cfg, creds)
+    if cfg.mlflow_container is None:
+        args = [str(Path(sys.executable).with_name("mlflow")), *command[1:]]
+        env["HOME"] = str(base)  # the container's HOME is the Deployment's (an emptyDir)
+    else:
+        wrapped = cfg.mlflow_container(command, env)
+        args, env = list(wrapped.argv), {**env, **wrapped.env}
+        stop = {"argv": list(wrapped.stop), "env": dict(wrapped.env)}
+        (base / _STOP_FILE).write_text(json.dumps(stop))
     _spawn(args, base / "mlflow.log", base / "mlflow.pid", env)
     _wait(lambda: _mlflow_up(cfg), "MLflow server", wait_s, base / "mlflow.log")
 
 
 def stop_mlflow(cfg: TwinConfig) -> None:
-    """Stop the MLflow server (its state is in PostgreSQL and S3, which stay)."""
+    """Stop the MLflow server, process or container, whoever started it (its state is in
+    PostgreSQL and S3, which stay)."""
+    stop_file = cfg.dir("mlflow") / _STOP_FILE
+    if stop_file.exists():
+        stop = json.loads(stop_file.read_text())
+        _run(stop["argv"], "stopping the MLflow container", stop["env"])
+        stop_file.unlink()
     _kill(cfg.dir("mlflow") / "mlflow.pid")
 
 
@@ -551,11 +611,12 @@ def status(cfg: TwinConfig) -> dict[str, bool]:
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    """`python -m churn.twin up|down|reset|status|env` (the Makefile's twin-* targets)."""
+def main(argv: list[str] | None = None, cfg: TwinConfig | None = None) -> int:
+    """`python -m churn.twin up|down|reset|status|env`: MLflow as a process; the
+    Makefile's twin-* targets pass the config of deployment.twin_images (its image)."""
     args = sys.argv[1:] if argv is None else argv
     command = args[0] if args else "status"
-    cfg = config_from_env()
+    cfg = cfg or config_from_env()
     if command == "up":
         started = time.monotonic()
         up(cfg)

@@ -99,6 +99,32 @@ class Engine:
         return self.run("image", "inspect", ref, check=False, timeout=60).returncode == 0
 
 
+# The manifests' container securityContext (runAsUser 1000, readOnlyRootFilesystem,
+# capabilities drop ALL, allowPrivilegeEscalation false) as `run` options.
+MANIFEST_USER: Final = "1000:1000"
+
+
+def manifest_run_args(
+    user: str = MANIFEST_USER,
+    tmpfs: Sequence[str] = ("/tmp",),
+    mounts: Sequence[tuple[Path, str, str]] = (),
+) -> list[str]:
+    """`run` options that start a container as k8s/ runs its pods: the user, a read-only
+    root, no capabilities, no privilege escalation, writable only on `tmpfs` (the
+    emptyDirs) and on `mounts` ((host path, container path, "ro" or "rw")).
+
+    Why here: a container that only works with a writable root or as root passes a
+    plain `run` and fails in the cluster; every caller that stands in for a pod uses
+    these same options."""
+    args = ["--user", user, "--read-only", "--cap-drop", "ALL"]
+    args += ["--security-opt", "no-new-privileges"]
+    for path in tmpfs:
+        args += ["--tmpfs", f"{path}:rw,size=512m,mode=1777"]
+    for host, inside, mode in mounts:
+        args += ["-v", f"{host}:{inside}:{mode}"]
+    return args
+
+
 def _state_dir() -> Path:
     return get_settings().home / "containers"
 

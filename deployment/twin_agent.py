@@ -30,6 +30,7 @@ from typing import Any, Final
 
 import requests
 
+from churn.twin import ContainerCommand, Containerize
 from deployment import local_server
 from deployment.seldon.render import rclone_env
 from deployment.seldon.spec import MLSERVER_CONTAINER
@@ -182,14 +183,16 @@ class AgentServer:
     base_url: str
     models_dir: Path
     log_file: Path
+    container: ContainerCommand | None = None  # what runs it, when in a container
 
 
 def start_server(
     root: Path, env: Mapping[str, str], *, http_port: int, grpc_port: int, metrics_port: int,
-    host: str = "127.0.0.1", wait_s: float = 120.0,
+    host: str = "127.0.0.1", wait_s: float = 120.0, container: Containerize | None = None,
 ) -> AgentServer:  # fmt: skip
-    """The Server's container command on this machine: `serving.server start <models dir>`
-    with the Server's environment; returns once /v2/health/live answers."""
+    """The Server's container command, `serving.server start <models dir>` with the
+    Server's environment: a process of this environment, or in the Server's image when
+    `container` says how; returns once /v2/health/live answers."""
     models_dir = root / "models"
     models_dir.mkdir(parents=True, exist_ok=True)
     log_file = root / "mlserver.log"
@@ -201,17 +204,23 @@ def start_server(
         "MLSERVER_LOAD_MODELS_AT_STARTUP": "false",
         "MLSERVER_MODELS_DIR": str(models_dir),
     }
+    command = [*local_server.mlserver_command(), "start", str(models_dir)]
+    child_env, wrapped = local_server.child_env({**env, **config}), None
+    if container is not None:
+        wrapped = container(command, {**env, **config})
+        command = list(wrapped.argv)
+        child_env = {**os.environ, **env, **config, **wrapped.env}
     with log_file.open("ab") as log:
         process = subprocess.Popen(
-            [*local_server.mlserver_command(), "start", str(models_dir)],
+            command,
             cwd=root,
-            env=local_server.child_env({**env, **config}),
+            env=child_env,
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
-    server = AgentServer(process.pid, f"http://{host}:{http_port}", models_dir, log_file)
+    server = AgentServer(process.pid, f"http://{host}:{http_port}", models_dir, log_file, wrapped)
     deadline = time.monotonic() + wait_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -227,8 +236,17 @@ def start_server(
 
 
 def stop_server(server: AgentServer) -> None:
-    """Stop the Server's MLServer (SIGTERM, then SIGKILL)."""
+    """Stop the Server's MLServer: its container removed first when it runs in one
+    (signalling the engine's client alone can leave it running), then SIGTERM/SIGKILL."""
+    removed = None
+    if server.container is not None:
+        removed = subprocess.run(
+            server.container.stop, env={**os.environ, **server.container.env},
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
     local_server.terminate(server.pid, timeout_s=15.0)
+    if removed is not None and removed.returncode != 0:
+        raise AgentLoadError(f"could not remove MLServer's container: {removed.stderr}")
 
 
 def load_model(server: AgentServer, name: str, timeout_s: float = 180.0) -> None:

@@ -53,7 +53,8 @@ from churn.ports import free_port
 from churn.schema import ENTITY_KEY
 from churn.settings import PROJECT_ROOT, Settings
 from churn.stacks import run_config
-from deployment import local_server, twin_agent
+from deployment import local_server, twin_agent, twin_images
+from deployment.containers import ContainerError
 from deployment.deploy import read_manifests
 from deployment.seldon.render import model_rclone_secret, rclone_remote
 from serving.settings import ServingSettings
@@ -145,10 +146,18 @@ def zenml_env(store: Path) -> dict[str, str]:
 class TwinDemo:
     """One demo run: start what it needs, run it, stop what it started (close())."""
 
-    def __init__(self, cfg: twin.TwinConfig, work: Path, options: DemoOptions) -> None:
+    def __init__(
+        self,
+        cfg: twin.TwinConfig,
+        work: Path,
+        options: DemoOptions,
+        images: twin_images.TwinImages | None = None,
+    ) -> None:
+        """`images`: the agent's MLServer runs in churn-mlserver (cfg says where MLflow runs)."""
         self.cfg = cfg
         self.work = work
         self.options = options
+        self.images = images
         self.report = DemoReport()
         self._laptop_redis: redis_local.RedisServerConfig | None = None
         self._laptop_serving: ServingSettings | None = None
@@ -280,13 +289,23 @@ class TwinDemo:
         env = twin_agent.server_env(
             servers[0], config_map, {"CHURN_REDIS_PASSWORD": creds.redis_password}
         )
-        # the container's metrics folder is an emptyDir at an image path; here, a folder
-        env["MLSERVER_METRICS_DIR"] = str(root / "metrics")
-        (root / "metrics").mkdir(parents=True)
+        container = None
+        if self.images is None:
+            # the container's metrics folder is an emptyDir at an image path; here, a folder
+            env["MLSERVER_METRICS_DIR"] = str(root / "metrics")
+            (root / "metrics").mkdir(parents=True)
+        else:
+            container = twin_images.ServerContainer(
+                self.images,
+                f"churn-twin-agent-{self.cfg.mlflow_port}",
+                root / "models",
+                self.cfg.ca_file,
+            )
         started = time.monotonic()
         self._agent = twin_agent.start_server(
-            root, env, http_port=free_port(), grpc_port=free_port(), metrics_port=free_port()
-        )
+            root, env, http_port=free_port(), grpc_port=free_port(), metrics_port=free_port(),
+            container=container,
+        )  # fmt: skip
         for model in models:
             self.report.storage_uris[model["metadata"]["name"]] = model["spec"]["storageUri"]
             secret = model_rclone_secret(model, remote)
@@ -296,7 +315,8 @@ class TwinDemo:
             twin_agent.load_model(self._agent, name)
             self.report.loaded.append(name)
         self.report.seconds["twin agent pull + load"] = time.monotonic() - started
-        _say(f"agent: loaded {self.report.loaded} through the repository API")
+        where = "process" if self.images is None else self.images.ref(twin_images.MLSERVER_IMAGE)
+        _say(f"agent: loaded {self.report.loaded} through the repository API ({where})")
 
     def compare_predictions(self) -> None:
         """The same V2 request to the twin's Server and the laptop's MLServer."""
@@ -347,7 +367,8 @@ class TwinDemo:
         started = time.monotonic()
         creds = twin.up(self.cfg)
         self.report.seconds["twin up"] = time.monotonic() - started
-        _say(f"twin up: {self.report.seconds['twin up']:.1f} s")
+        mlflow_in = "process" if self.cfg.mlflow_container is None else "churn-steps image"
+        _say(f"twin up: {self.report.seconds['twin up']:.1f} s (MLflow server: {mlflow_in})")
         base = clean_environ(os.environ)
         self.start_laptop_stack()
         self.run_pipelines("local", self.laptop_env(base), {})
@@ -398,11 +419,16 @@ def mlflow_state(cfg: twin.TwinConfig, model_name: str) -> tuple[set[str], str]:
 
 def main() -> int:
     """`python -m deployment.twin_demo` (make twin-demo): run, print, stop what it started."""
-    cfg = twin.config_from_env()
+    try:
+        images = twin_images.images_from_env()
+    except ContainerError as e:
+        _say(f"FAILED: {e}")
+        return 1
+    cfg = twin_images.with_images(twin.config_from_env(), images)
     options = DemoOptions()
     if os.environ.get("CHURN_TELCO_CSV") or os.environ.get("CHURN_TELCO_URL"):
         options = DemoOptions(feature_config=CONFIGS / "feature_pipeline_telco.yaml")
-    demo = TwinDemo(cfg, cfg.home / "demo", options)
+    demo = TwinDemo(cfg, cfg.home / "demo", options, images)
     try:
         report = demo.run()
     except (DemoError, twin.TwinError, twin_agent.AgentPullError, twin_agent.AgentLoadError) as e:

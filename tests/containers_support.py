@@ -18,7 +18,7 @@ import secrets
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Final
+from typing import Any, Final
 
 import pytest
 from inputs import in_ci
@@ -88,10 +88,16 @@ def logs(engine: Engine, name: str, tail: int = 60) -> str:
     return (proc.stdout or "") + (proc.stderr or "")
 
 
+def inspect(engine: Engine, name: str) -> dict[str, Any]:
+    """`container inspect` of one container: Config, HostConfig, Mounts, State, ..."""
+    out = engine.run("container", "inspect", name, timeout=30).stdout
+    found: dict[str, Any] = json.loads(out)[0]
+    return found
+
+
 def state(engine: Engine, name: str) -> dict[str, object]:
     """The container's State (Status, ExitCode, ...)."""
-    raw = json.loads(engine.run("container", "inspect", name, timeout=30).stdout)[0]
-    return dict(raw["State"])
+    return dict(inspect(engine, name)["State"])
 
 
 def healthy(engine: Engine, name: str) -> bool:

@@ -20,6 +20,7 @@ from typing import Any
 import psycopg2
 import pytest
 import requests
+from containers_support import engine_or_skip, inspect
 from mlflow.tracking import MlflowClient
 
 from churn import twin
@@ -27,8 +28,16 @@ from churn.inference import DEFAULT_MODEL_NAME, infer_path, parse_response, requ
 from churn.models.registry import CHAMPION
 from churn.settings import PROJECT_ROOT
 from deployment import local_server, twin_agent
+from deployment.containers import Engine
 from deployment.deploy import read_manifests
 from deployment.twin_demo import TOLERANCE, DemoOptions, DemoReport, TwinDemo, zenml_env
+from deployment.twin_images import (
+    AGENT_MODELS_DIR,
+    CA_FILE,
+    MLSERVER_IMAGE,
+    STEPS_IMAGE,
+    TwinImages,
+)
 
 # The demo's own configs/ files, smaller: 3000 synthetic customers, two candidates.
 SMALL = DemoOptions(
@@ -48,9 +57,12 @@ CHURN_SERVED = twin_agent.versioned_name(DEFAULT_MODEL_NAME, 1)
 
 
 @pytest.fixture(scope="module")
-def demo(twin_config: twin.TwinConfig, twin_up: twin.Credentials) -> Iterator[TwinDemo]:
-    """The demo, run once on the session's twin; its servers stop after the module."""
-    running = TwinDemo(twin_config, twin_config.home / "demo", SMALL)
+def demo(
+    twin_config: twin.TwinConfig, twin_up: twin.Credentials, twin_images: TwinImages | None
+) -> Iterator[TwinDemo]:
+    """The demo, run once on the session's twin (on the images where there are some);
+    its servers stop after the module."""
+    running = TwinDemo(twin_config, twin_config.home / "demo", SMALL, twin_images)
     try:
         running.run()
         yield running
@@ -191,3 +203,63 @@ def test_a_restarted_mlflow_server_kept_every_run_and_the_champion(
     assert report.runs_after_restart == report.runs_before_restart
     assert report.champion_after_restart == report.champion_before_restart == "1"
     assert twin.status(twin_config)["mlflow"]
+
+
+# ------------------------------------------------------------------ the images (issue 12)
+
+
+def _container(engine: Engine, name: str, ref: str) -> dict[str, Any]:
+    """The running container `name`: of image `ref`, as the manifests run pods (uid
+    1000, read-only root, no capabilities)."""
+    found = inspect(engine, name)
+    assert found["State"]["Status"] == "running", found["State"]
+    image_name = found.get("ImageName") or found["Config"]["Image"]  # podman, docker
+    assert image_name.removeprefix("localhost/") == ref
+    assert engine.run("exec", name, "id", "-u").stdout.strip() == "1000"
+    assert found["HostConfig"]["ReadonlyRootfs"] is True
+    wrote = engine.run("exec", name, "touch", "/written", check=False)
+    assert wrote.returncode != 0 and "Read-only file system" in wrote.stderr, wrote
+    return found
+
+
+def _name(argv: tuple[str, ...]) -> str:
+    """The container name a wrapped command runs under."""
+    return argv[argv.index("--name") + 1]
+
+
+def test_the_mlflow_server_runs_in_the_steps_image_and_kept_every_run_across_its_restart(
+    report: DemoReport, twin_config: twin.TwinConfig, twin_images: TwinImages | None
+) -> None:
+    """The demo tracked to MLflow in churn-steps (PostgreSQL through the image's
+    psycopg2, artifacts to S3) and restarted it: a new container, nothing lost."""
+    engine = engine_or_skip()
+    assert twin_images is not None and twin_config.mlflow_container is not None
+    name = _name(twin_config.mlflow_container(twin.mlflow_command(twin_config), {}).argv)
+    _container(engine, name, twin_images.ref(STEPS_IMAGE))
+    assert len(report.runs_before_restart) >= 2
+    assert report.runs_after_restart == report.runs_before_restart
+    assert report.champion_after_restart == report.champion_before_restart
+    # what the restart started (the pid churn.twin recorded) is that container's run
+    pid = (twin_config.dir("mlflow") / "mlflow.pid").read_text().strip()
+    cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    assert cmdline[0].decode() == engine.executable and name.encode() in cmdline, cmdline
+
+
+def test_the_agents_mlserver_runs_in_the_mlserver_image_with_the_laptop_probability(
+    demo: TwinDemo, report: DemoReport, twin_config: twin.TwinConfig
+) -> None:
+    """The Server's MLServer in churn-mlserver, the agent's models folder and the twin's
+    CA mounted read-only, TLS Redis reached: the laptop path's probability."""
+    engine = engine_or_skip()
+    assert demo.images is not None and demo.agent is not None
+    wrapped = demo.agent.container
+    assert wrapped is not None
+    name = _name(wrapped.argv)
+    found = _container(engine, name, demo.images.ref(MLSERVER_IMAGE))
+    mounts = {m["Destination"]: m for m in found["Mounts"]}
+    assert mounts[AGENT_MODELS_DIR]["Source"] == str(demo.agent.models_dir)
+    assert mounts[CA_FILE]["Source"] == str(twin_config.ca_file)
+    assert not mounts[AGENT_MODELS_DIR]["RW"] and not mounts[CA_FILE]["RW"]
+    assert f"SSL_CERT_FILE={CA_FILE}" in found["Config"]["Env"]
+    assert report.twin_model_version == report.laptop_model_version
+    assert report.max_delta < TOLERANCE and len(set(report.twin_probabilities)) > 1
