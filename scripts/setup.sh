@@ -56,12 +56,21 @@ if ! command -v redis-server >/dev/null 2>&1; then
 fi
 # The production twin (churn/twin.py, tests/twin): Debian's PostgreSQL stands in for
 # RDS, rclone is the tool Seldon's agent downloads models with.
-if ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || ! command -v rclone >/dev/null 2>&1; then
+if ! command -v rclone >/dev/null 2>&1; then
   if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
-    apt_install postgresql rclone
+    apt_install rclone
+  else
+    echo "setup: the twin needs rclone (Seldon's agent downloads models with it): apt-get install rclone" >&2
+    exit 1
+  fi
+fi
+PG_CTL="$(ls /usr/lib/postgresql/*/bin/pg_ctl 2>/dev/null | head -n 1 || true)"
+if [ ! -x "${PG_CTL:-/usr/lib/postgresql/bin/pg_ctl}" ]; then
+  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+    apt_install postgresql
     # Like redis-server's, the package may start a system-wide cluster; the twin never uses it.
   else
-    echo "setup: the twin needs Debian's postgresql and rclone: apt-get install postgresql rclone" >&2
+    echo "setup: the twin needs Debian's PostgreSQL server: apt-get install postgresql" >&2
     exit 1
   fi
 fi

@@ -181,6 +181,9 @@ def test_setup_requirements_are_read_off_setup_sh() -> None:
     assert required["redis-server"] == ["redis-server"]
     assert required["/usr/bin/chromium"] == ["chromium", "chromium-driver"]
     assert required["npm"] == [] and required["kubectl"] == []
+    # the production twin's tools (tests/twin): both exit 1 when missing and not root
+    assert required["rclone"] == ["rclone"]
+    assert ["postgresql"] in required.values()
     assert "uv" not in required  # installed by setup.sh itself
 
 
