@@ -552,6 +552,12 @@ def start_mlflow(cfg: TwinConfig, creds: Credentials, wait_s: float = 120.0) -> 
     _wait(lambda: _mlflow_up(cfg), "MLflow server", wait_s, base / "mlflow.log")
 
 
+def mlflow_in_container(cfg: TwinConfig) -> bool:
+    """Whether the running MLflow server was started in a container (its stop record is
+    there): a twin already up keeps the server it has, whatever cfg now asks."""
+    return (cfg.dir("mlflow") / _STOP_FILE).exists()
+
+
 def stop_mlflow(cfg: TwinConfig) -> None:
     """Stop the MLflow server, process or container, whoever started it (its state is in
     PostgreSQL and S3, which stay)."""

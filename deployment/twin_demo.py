@@ -367,7 +367,7 @@ class TwinDemo:
         started = time.monotonic()
         creds = twin.up(self.cfg)
         self.report.seconds["twin up"] = time.monotonic() - started
-        mlflow_in = "process" if self.cfg.mlflow_container is None else "churn-steps image"
+        mlflow_in = "churn-steps image" if twin.mlflow_in_container(self.cfg) else "process"
         _say(f"twin up: {self.report.seconds['twin up']:.1f} s (MLflow server: {mlflow_in})")
         base = clean_environ(os.environ)
         self.start_laptop_stack()

@@ -47,7 +47,7 @@ from churn.inference import parse_response, request_body
 from churn.schema import ENTITY_KEY
 from deployment import local_server
 from deployment.bundle import build_bundle_from_pipeline, feature_layout_of
-from deployment.containers import Engine
+from deployment.containers import Engine, manifest_run_args
 from serving.bundle import MODEL_DIR
 from serving.metrics import PREFIX
 
@@ -73,10 +73,7 @@ class Run:
         self, bundle: Path, http_port: int, metrics_port: int | None = None
     ) -> tuple[list[str], dict[str, str]]:
         """`run` arguments and environment for serving `bundle` on `http_port`."""
-        args = ["--read-only", "--cap-drop", "ALL", "--security-opt", "no-new-privileges"]
-        args += ["--user", self.user, "-v", f"{bundle}:/mnt/models:ro"]
-        for path in self.writable:
-            args += ["--tmpfs", f"{path}:rw,size=256m,mode=1777"]
+        args = manifest_run_args(self.user, self.writable, [(bundle, "/mnt/models", "ro")])
         env = {
             "MLSERVER_HTTP_PORT": str(http_port),
             "MLSERVER_GRPC_PORT": str(free_port()),

@@ -235,6 +235,7 @@ def test_the_mlflow_server_runs_in_the_steps_image_and_kept_every_run_across_its
     engine = engine_or_skip()
     assert twin_images is not None and twin_config.mlflow_container is not None
     name = _name(twin_config.mlflow_container(twin.mlflow_command(twin_config), {}).argv)
+    assert twin.mlflow_in_container(twin_config)
     _container(engine, name, twin_images.ref(STEPS_IMAGE))
     assert len(report.runs_before_restart) >= 2
     assert report.runs_after_restart == report.runs_before_restart
