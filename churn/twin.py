@@ -537,6 +537,9 @@ def start_mlflow(cfg: TwinConfig, creds: Credentials, wait_s: float = 120.0) -> 
     in a container when cfg.mlflow_container says how."""
     if _mlflow_up(cfg):
         return
+    # one that does not answer goes first: a stale container would hold the name, a
+    # stale stop record would say a process is a container
+    stop_mlflow(cfg)
     base = cfg.dir("mlflow")
     base.mkdir(parents=True, exist_ok=True)
     command, env = mlflow_command(cfg), mlflow_env(cfg, creds)
