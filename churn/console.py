@@ -14,7 +14,8 @@ thing, and hid the lines that matter:
   run remains, naming the pipeline and its stack (RunBanner);
 - transformers (imported by alibi-detect for its text detectors, unused here)
   announces that no deep-learning framework is installed; alibi-detect logs each
-  file it writes when saving a detector: dropped;
+  file it writes when saving a detector, and each config field it resolves when
+  loading one (~30 lines per drift pipeline run): dropped;
 - a library's warning is shown once per message, as one line naming the library,
   instead of Python's "file:line: Category: text" plus the offending source line.
 
@@ -59,6 +60,20 @@ RULES: tuple[Rule, ...] = (
     Rule("transformers", "None of PyTorch, TensorFlow"),
     Rule("alibi_detect.saving.saving", "Writing config to"),
     Rule("alibi_detect.saving.saving", "finished saving"),
+    # loading a detector (the drift pipeline, serving): ~30 INFO lines per load
+    *(
+        Rule("alibi_detect.saving.loading", prefix)
+        for prefix in (
+            "Validated unresolved config",
+            "Validated resolved config",
+            "Instantiating detector",
+            "Finished loading detector",
+            "Instantiated drift detector",
+            "Loaded config file from",
+            "Resolving config field",
+            "Successfully resolved registry entry",
+        )
+    ),
 )
 
 

@@ -51,6 +51,23 @@ def test_feast_registry_refresh_lines_are_dropped_and_others_kept() -> None:
 
 
 @pytest.mark.usefixtures("installed")
+def test_alibi_detect_loading_lines_are_dropped_and_its_warnings_kept() -> None:
+    """Loading a detector logged ~30 INFO lines per drift pipeline run (make demo)."""
+    loading = "alibi_detect.saving.loading"
+    lines = (
+        "Resolving config field: ['x_kernel', 'src'].",
+        "Validated resolved config.",
+        "Instantiated drift detector TabularDrift",
+        "Finished loading detector.",
+    )
+    for line in lines:
+        assert _emitted(loading, line) == [], line
+    assert _emitted(loading, "Could not resolve registry entry") == [
+        "Could not resolve registry entry"
+    ]
+
+
+@pytest.mark.usefixtures("installed")
 def test_zenml_run_banner_is_one_line_naming_the_pipeline_and_the_hint_works_here() -> None:
     run = console.ZENML_RUN_LOGGER
     assert _emitted(run, "Registered new pipeline: `training_pipeline`.") == [
