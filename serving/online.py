@@ -199,9 +199,9 @@ def layout_from_json(raw: Any) -> OnlineLayout:
             views,
             [str(d) for d in raw["derived"]],
         )
+    except LayoutError:
+        raise
     except (KeyError, TypeError, ValueError) as e:
-        if isinstance(e, LayoutError):
-            raise
         raise LayoutError(f"the recorded feature layout is malformed: {e!r}") from e
 
 
