@@ -52,6 +52,12 @@ class Settings(BaseSettings):
     mlflow_tracking_uri: str | None = Field(
         default=None, description="MLflow tracking URI; defaults to SQLite under home."
     )
+    customer_db_url: SecretStr | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the customer database the daily snapshot pipeline "
+        "reads (e.g. postgresql://user:pass@host:5432/customers); on EKS it comes from a "
+        "ZenML secret instead (configs: url_secret).",
+    )
     feature_store_yaml: str = Field(
         default="feature_store.yaml",
         description="Feast config file inside feature_repo/ that pipelines and serving open: "
