@@ -13,7 +13,7 @@ ZENML := $(VENV)/bin/zenml
 # MLflow. `source .venv/bin/activate` sets the same variable for direct zenml commands.
 export ZENML_CONFIG_PATH ?= $(CURDIR)/.churn/zenml
 
-.PHONY: help setup lock redis-start redis-stop redis-status features lookup stack-local stack-eks feature-pipeline training-pipeline deployment-pipeline serve-status serve-stop predict batch-pipeline drift-pipeline champion mlflow-ui zenml-ui dashboard demo test crds lint format bench images wheelhouse base-image k8s-render seldon-manifests clean-state twin-up twin-status twin-down twin-demo kpi-pipeline loop-demo
+.PHONY: help setup lock redis-start redis-stop redis-status features lookup stack-local stack-eks feature-pipeline training-pipeline deployment-pipeline serve-status serve-stop predict batch-pipeline drift-pipeline champion mlflow-ui zenml-ui dashboard demo test crds lint format bench images wheelhouse base-image k8s-render seldon-manifests clean-state twin-up twin-status twin-down twin-demo kpi-pipeline loop-demo db-start db-stop db-daily db-demo
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -84,6 +84,21 @@ kpi-pipeline: setup ## zenml pipeline run of the business KPI pipeline (report i
 
 loop-demo: setup ## the closed loop on synthetic data: train, score, campaign, outcomes, KPIs, retrain (.churn/loop-demo)
 	@$(PY) -m churn.loop.demo
+
+db-start: setup ## start the customer database (the twin's PostgreSQL, database "customers"; .churn/twin)
+	@$(PY) -m churn.data.customer_db start
+
+db-stop: ## stop the customer database's PostgreSQL (the twin's: make twin-down stops it too)
+	@$(PY) -m churn.data.customer_db stop
+
+# For cron: `30 2 * * * make -C /path/to/churn-mlops db-daily >> /var/log/churn-daily.log 2>&1`
+# (today's snapshot in UTC; README "Daily snapshots from the customer database" for backfills).
+db-daily: setup redis-start ## daily snapshot pipeline: today's snapshot of the customer database (meant for cron)
+	@if [ -z "$$CHURN_CUSTOMER_DB_URL" ]; then eval "$$($(PY) -m churn.data.customer_db env)"; fi && \
+	  $(ZENML) pipeline run pipelines.daily_snapshot_pipeline.daily_snapshot_pipeline -c configs/daily_snapshot_pipeline.yaml
+
+db-demo: setup redis-start ## customer database end to end: seed PostgreSQL, two daily snapshots, training (.churn/db-demo)
+	@$(PY) -m churn.features.db_demo
 
 mlflow-ui: setup ## MLflow UI on http://localhost:5000 over this checkout's tracking store
 	$(VENV)/bin/mlflow ui --backend-store-uri "$$($(PY) -c 'from churn.settings import get_settings; print(get_settings().tracking_uri)')"

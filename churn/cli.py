@@ -46,6 +46,10 @@ def _stack(args: argparse.Namespace) -> int:
 
         overrides = dict(item.split("=", 1) for item in args.set)
         content = run_config(Path(args.name), step_image=args.step_image, overrides=overrides)
+        if args.schedule is not None:
+            from churn.schedule import merge_schedule
+
+            content = merge_schedule(content, args.schedule)
         args.output.write_text(yaml.safe_dump(content, sort_keys=False))
         print(f"wrote {args.output}")
         return 0
@@ -184,6 +188,9 @@ def build_parser() -> argparse.ArgumentParser:
     p_stack.add_argument("--step-image", default=None, help="run-config: prebuilt steps image")
     p_stack.add_argument(
         "--set", action="append", default=[], help="run-config: parameter override key=value"
+    )
+    p_stack.add_argument(
+        "--schedule", type=Path, default=None, help="run-config: a schedule file to merge in"
     )
     p_stack.add_argument(
         "--activate", action="store_true", help="register: also make it the active stack"
