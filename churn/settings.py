@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -64,6 +65,21 @@ class Settings(BaseSettings):
         "feature_store.yaml locally, feature_store.eks.yaml on EKS and on the production "
         "twin (ElastiCache over TLS, registry on S3). One setting for every process, so "
         "the pipelines' registry and online store are the ones serving reads.",
+    )
+
+    offline_store: Literal["duckdb", "file"] = Field(
+        default="duckdb",
+        description="Feast offline store over the parquet tables, for training sets and "
+        "materialization reads: duckdb (the project's DuckDB store, churn.features."
+        "offline_duckdb; bounded memory, reads s3:// tables too) or file (Feast's dask "
+        "file store, the earlier default). Both give identical training sets.",
+    )
+    materialization_engine: Literal["bulk", "local"] = Field(
+        default="bulk",
+        description="Feast batch engine of `feast materialize` into Redis: bulk "
+        "(churn.features.bulk_engine: Feast's values and keys, written in pipelined "
+        "batches) or local (Feast's own engine, the earlier default). Both write the "
+        "same bytes.",
     )
 
     @property

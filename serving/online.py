@@ -12,15 +12,14 @@ What is reused from Feast, so that nothing about its storage format is guessed:
   version (`layout_from_store`), resolved when the bundle is built and recorded in
   its manifest (`layout_from_json` re-checks it at load), or read from the registry
   at load for a service the bundle does not record;
-- Redis keys are Feast's own entity-key serialization: the bytes before the id are
-  taken from `feast.infra.key_encoding_utils.serialize_entity_key` at load, and the
-  construction is checked against Feast's output for probe ids (a Feast upgrade that
-  changes the format fails the load, it never reads wrong keys);
-- hash fields are Feast's murmur3 of "view:feature" plus "_ts:view"
-  (feast.infra.online_stores.helpers._mmh3), values are Feast's `Value` protobufs
-  and timestamps protobuf `Timestamp`s, parsed with the real classes (decoded values
-  are memoised by their bytes: Telco has a few thousand distinct values, so a
-  100-customer read parses almost nothing).
+- Redis keys and hash fields come from churn.features.redis_layout (shared with the
+  bulk materialization engine that writes them): Feast's own entity-key
+  serialization, derived from Feast at load and checked against its output for
+  probe ids (a Feast upgrade that changes the format fails the load, it never reads
+  wrong keys), Feast's murmur3 of "view:feature" plus "_ts:view"; values are Feast's
+  `Value` protobufs and timestamps protobuf `Timestamp`s, parsed with the real
+  classes (decoded values are memoised by their bytes: Telco has a few thousand
+  distinct values, so a 100-customer read parses almost nothing).
 
 Derived features (the on-demand view) are recomputed with churn.features.derived.derive,
 the same function Feast's python-mode view runs. One HMGET per customer, all of them
@@ -29,7 +28,6 @@ pipelined in one write.
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
@@ -38,6 +36,14 @@ import numpy as np
 import numpy.typing as npt
 
 from churn.features.derived import derive
+from churn.features.redis_layout import (
+    RedisLayoutError,
+    entity_key_prefix,
+    feature_field,
+    redis_key,
+    single_redis,
+    timestamp_field,
+)
 from churn.schema import DERIVED_FEATURES, ENTITY_KEY, Kind, feature, feature_names
 from serving.resp import RespClient, pack_bulk
 
@@ -48,10 +54,9 @@ if TYPE_CHECKING:
 _MISS: Final = object()
 # Decoded-value memo size; cleared when exceeded (bounded memory for high-cardinality data).
 _CACHE_LIMIT: Final = 200_000
-_PROBE_IDS: Final = ("x", "7590-VHVEG", "\u00e9t\u00e9-0042")
 
 
-class LayoutError(ValueError):
+class LayoutError(RedisLayoutError):
     """The Feast registry's FeatureService does not match what the model consumes."""
 
 
@@ -96,45 +101,15 @@ class OnlineLayout:
     @property
     def fields(self) -> tuple[bytes, ...]:
         """HMGET fields in order: each view's feature hashes, then its timestamp field."""
-        from feast.infra.online_stores.helpers import _mmh3
-
         out: list[bytes] = []
         for v in self.views:
-            out.extend(_mmh3(f"{v.view}:{name}") for name in v.features)
-            out.append(f"_ts:{v.view}".encode())
+            out.extend(feature_field(v.view, name) for name in v.features)
+            out.append(timestamp_field(v.view))
         return tuple(out)
 
     def redis_key(self, customer_id: str) -> bytes:
         """Feast's Redis key of one customer: serialized entity key + project name."""
-        raw = customer_id.encode("utf-8")
-        return b"".join((self.key_prefix, struct.pack("<I", len(raw)), raw, self.project.encode()))
-
-
-def _key_prefix(project: str, version: int) -> bytes:
-    """Feast's entity-key bytes before the id's length, checked against Feast for probe ids."""
-    from feast.infra.online_stores.helpers import _redis_key
-    from feast.protos.feast.types.EntityKey_pb2 import EntityKey
-    from feast.protos.feast.types.Value_pb2 import Value
-
-    def feast_key(cid: str) -> bytes:
-        key = EntityKey(join_keys=[ENTITY_KEY], entity_values=[Value(string_val=cid)])
-        return bytes(_redis_key(project, key, entity_key_serialization_version=version))
-
-    probe = _PROBE_IDS[0].encode()
-    tail = struct.pack("<I", len(probe)) + probe + project.encode()
-    first = feast_key(_PROBE_IDS[0])
-    if not first.endswith(tail):
-        raise LayoutError(
-            f"Feast's entity key layout (serialization version {version}) is not "
-            "<prefix><uint32 length><id><project>; serving cannot build Redis keys"
-        )
-    prefix = first[: -len(tail)]
-    for cid in _PROBE_IDS[1:]:
-        raw = cid.encode()
-        mine = prefix + struct.pack("<I", len(raw)) + raw + project.encode()
-        if mine != feast_key(cid):
-            raise LayoutError(f"Redis key of probe id {cid!r} differs from Feast's serialization")
-    return prefix
+        return redis_key(self.key_prefix, self.project, customer_id)
 
 
 def layout_from_store(store: FeatureStore, service_name: str) -> OnlineLayout:
@@ -173,14 +148,10 @@ def layout_from_store(store: FeatureStore, service_name: str) -> OnlineLayout:
 
 def check_online_store(config: RepoConfig) -> None:
     """LayoutError unless the feature store's online store is one Redis endpoint."""
-    from feast.infra.online_stores.redis import RedisOnlineStoreConfig, RedisType
-
-    online = config.online_store
-    if not isinstance(online, RedisOnlineStoreConfig) or online.redis_type != RedisType.redis:
-        raise LayoutError(
-            f"serving reads a single Redis endpoint; the feature store's online store is "
-            f"{getattr(online, 'type', online)!r} ({getattr(online, 'redis_type', '')})"
-        )
+    try:
+        single_redis(config, "serving")
+    except RedisLayoutError as e:
+        raise LayoutError(str(e)) from e
 
 
 def layout_from_json(raw: Any) -> OnlineLayout:
@@ -227,11 +198,18 @@ def checked_layout(
     return OnlineLayout(
         service=service,
         project=project,
-        key_prefix=_key_prefix(project, version),
+        key_prefix=_checked_prefix(project, version),
         views=tuple(views),
         derived=tuple(wanted_derived),
         serialization_version=version,
     )
+
+
+def _checked_prefix(project: str, version: int) -> bytes:
+    try:
+        return entity_key_prefix(project, version)
+    except RedisLayoutError as e:
+        raise LayoutError(f"serving cannot build Redis keys: {e}") from e
 
 
 @dataclass(frozen=True)

@@ -20,8 +20,22 @@ import re
 import shlex
 import sys
 from collections.abc import Mapping
+from typing import Final
 
 from churn.settings import Settings, get_settings
+
+# Feast's offline_store.type for each value of Settings.offline_store (the yaml reads it
+# from CHURN_FEAST_OFFLINE_STORE, which only this module sets).
+OFFLINE_STORE_TYPES: Final[dict[str, str]] = {
+    "duckdb": "churn.features.offline_duckdb.ChurnDuckDBOfflineStore",
+    "file": "file",
+}
+# Feast's batch_engine.type for each value of Settings.materialization_engine
+# (CHURN_FEAST_BATCH_ENGINE in the yaml).
+BATCH_ENGINE_TYPES: Final[dict[str, str]] = {
+    "bulk": "churn.features.bulk_engine.RedisBulkEngine",
+    "local": "local",
+}
 
 _VAR = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
 
@@ -38,6 +52,8 @@ def feast_env(settings: Settings) -> dict[str, str]:
         "CHURN_REDIS_PORT": str(settings.redis_port),
         "CHURN_REDIS_PASSWORD": settings.redis_password.get_secret_value(),
         "CHURN_REDIS_DB": str(settings.redis_db),
+        "CHURN_FEAST_OFFLINE_STORE": OFFLINE_STORE_TYPES[settings.offline_store],
+        "CHURN_FEAST_BATCH_ENGINE": BATCH_ENGINE_TYPES[settings.materialization_engine],
     }
 
 

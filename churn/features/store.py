@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, Final
 
 import pandas as pd
 import yaml
@@ -312,22 +312,34 @@ def _entity_keys(frame: pd.DataFrame, what: str) -> pd.DataFrame:
     )
 
 
+# Entity rows per Feast call: bounds memory at any training-set size (measured with
+# benchmarks/scale_bench.py: the DuckDB store peaks ~4.3 GB for 1M rows in one call,
+# and a call's cost is linear in its rows, so chunks cost no time).
+HISTORICAL_CHUNK_ROWS: Final = 250_000
+
+
 def historical_features(
     store: FeatureStore,
     entity_df: pd.DataFrame,
     *,
     service: str = FEATURE_SERVICE,
     allow_missing_values: bool = False,
+    chunk_rows: int = HISTORICAL_CHUNK_ROWS,
 ) -> pd.DataFrame:
     """Point-in-time correct features of a FeatureService, one row per entity row.
 
     `entity_df` needs customer_id and a tz-aware event_timestamp (extra columns such
-    as the label pass through); its (customer_id, event_timestamp) pairs must be
-    unique. The result has entity_df's rows in entity_df's order. Raises
-    MissingFeatureRowsError when Feast dropped entity rows (no snapshot at or
-    before their time) and, unless allow_missing_values, MissingFeatureValuesError
-    when a row came back with null raw features.
+    as the label pass through, with entity_df's own dtypes); its (customer_id,
+    event_timestamp) pairs must be unique. The result has entity_df's rows in
+    entity_df's order. Feast is called on `chunk_rows` entity rows at a time, so
+    memory stays bounded however many labels there are. Raises
+    MissingFeatureRowsError when Feast dropped entity rows (the file store does
+    that for rows with no snapshot at or before their time) and, unless
+    allow_missing_values, MissingFeatureValuesError when a row came back with null
+    raw features (the DuckDB store returns such rows with nulls).
     """
+    if chunk_rows < 1:
+        raise ValueError(f"chunk_rows must be >= 1, got {chunk_rows}")
     keys = _entity_keys(entity_df, "entity_df")
     if keys[ENTITY_KEY].isna().any() or keys[EVENT_TIMESTAMP].isna().any():
         raise ValueError(f"entity_df has null {ENTITY_KEY} or {EVENT_TIMESTAMP} values")
@@ -337,10 +349,33 @@ def historical_features(
             f"entity_df has {int(duplicated.sum())} duplicate ({ENTITY_KEY}, {EVENT_TIMESTAMP}) "
             f"pairs, e.g. {keys[duplicated].head(_EXAMPLES).to_dict('records')}"
         )
-    job = store.get_historical_features(
-        entity_df=entity_df, features=store.get_feature_service(service)
-    )
-    result = job.to_df()
+    features = store.get_feature_service(service)
+    parts: list[pd.DataFrame] = []
+    missing: list[pd.DataFrame] = []
+    for i in range(0, len(keys), chunk_rows):
+        part, absent = _historical_chunk(
+            store, entity_df.iloc[i : i + chunk_rows], keys.iloc[i : i + chunk_rows], features
+        )
+        parts.append(part)
+        missing.append(absent)
+    absent = pd.concat(missing, ignore_index=True)
+    if len(absent):
+        raise MissingFeatureRowsError(absent, len(keys))
+    ordered = parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
+    for column in entity_df.columns:  # entity_df's own values and dtypes, not Feast's copies
+        if column != EVENT_TIMESTAMP:
+            ordered[column] = entity_df[column].array
+    ordered[EVENT_TIMESTAMP] = keys[EVENT_TIMESTAMP].array
+    if not allow_missing_values:
+        _check_no_nulls(ordered, [c for c in feature_names() if c in ordered.columns])
+    return ordered
+
+
+def _historical_chunk(
+    store: FeatureStore, entity_df: pd.DataFrame, keys: pd.DataFrame, features: FeatureService
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One Feast call: its rows in entity_df's order, and the keys Feast left out."""
+    result = store.get_historical_features(entity_df=entity_df, features=features).to_df()
     result_keys = _entity_keys(result, "Feast's result")
     if result_keys.duplicated().any():
         raise FeatureStoreError(
@@ -349,13 +384,10 @@ def historical_features(
     index = pd.MultiIndex.from_frame(result_keys)
     wanted = pd.MultiIndex.from_frame(keys)
     found = wanted.isin(index)
-    if not found.all():
-        raise MissingFeatureRowsError(keys[~found].reset_index(drop=True), len(keys))
-    ordered = result.set_axis(index).loc[wanted].reset_index(drop=True)
-    ordered[EVENT_TIMESTAMP] = keys[EVENT_TIMESTAMP].to_numpy()
-    if not allow_missing_values:
-        _check_no_nulls(ordered, [c for c in feature_names() if c in ordered.columns])
-    return ordered
+    absent = keys[~found].reset_index(drop=True)
+    if len(absent):
+        return result.iloc[:0], absent
+    return result.set_axis(index).loc[wanted].reset_index(drop=True), absent
 
 
 def _check_no_nulls(frame: pd.DataFrame, columns: Sequence[str]) -> None:
