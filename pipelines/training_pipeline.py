@@ -1,5 +1,6 @@
-"""Training pipeline: point-in-time features -> candidates -> evaluation -> gates ->
-drift detector -> MLflow runs and registry -> gated promotion of the champion.
+"""Training pipeline: point-in-time features -> candidates (search, calibration) ->
+held-out and repeated evaluation -> gates -> drift detector -> MLflow runs and
+registry -> noise-aware promotion of the champion.
 
 Run:
     zenml pipeline run pipelines.training_pipeline.training_pipeline \\
@@ -16,6 +17,7 @@ from churn.models.split import SplitStrategy
 from steps.data.validate_data import validate_data
 from steps.drift.fit_drift_detector import fit_drift_detector
 from steps.evaluation.evaluate_candidates import evaluate_candidates
+from steps.evaluation.evaluate_repeated import evaluate_repeated
 from steps.evaluation.gate_model import gate_model
 from steps.features.historical_features import get_historical_features
 from steps.features.load_entity_df import load_entity_df
@@ -28,6 +30,11 @@ from steps.training.train_model import train_model
 @pipeline(enable_cache=False)
 def training_pipeline(
     param_grid: dict[str, list[dict[str, Any]]],
+    search: dict[str, Any] | None,
+    sampling: dict[str, Any],
+    calibration: list[str],
+    repeated_evaluation: dict[str, Any],
+    promotion_noise: dict[str, Any],
     threshold_rule: dict[str, Any],
     costs: dict[str, float],
     revenue: dict[str, float],
@@ -52,16 +59,21 @@ def training_pipeline(
     )
     train, test = split_data(frame, strategy=split_strategy, test_size=test_size, seed=seed)
     candidates = [
-        train_model(train, kind, grid, seed=seed, cv_folds=cv_folds, id=f"train_{kind}")
+        train_model(
+            train, kind, grid, seed=seed, cv_folds=cv_folds, search=search,
+            sampling=sampling, calibration=calibration, id=f"train_{kind}",
+        )
         for kind, grid in param_grid.items()
-    ]
+    ]  # fmt: skip
     evaluations = evaluate_candidates(candidates, train, test, threshold_rule, costs, revenue)
-    challenger, _ = gate_model(candidates, evaluations, test, gates)
+    repeated = evaluate_repeated(candidates, train, repeated_evaluation, sampling, seed)
+    challenger, _ = gate_model(candidates, evaluations, repeated, test, gates)
     detector = fit_drift_detector(train, p_val=drift_p_val, seed=seed)
     version = register_model(
-        candidates, evaluations, challenger, detector, train, test,
+        candidates, evaluations, repeated, challenger, detector, train, test,
         model_name, experiment, feature_service,
     )  # fmt: skip
     promote_model(
-        version, evaluations, challenger, test, model_name, promotion_metric, min_improvement
-    )
+        version, evaluations, challenger, test, model_name, promotion_metric, min_improvement,
+        promotion_noise,
+    )  # fmt: skip

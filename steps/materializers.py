@@ -7,9 +7,10 @@ loads and scores differently. Here:
 
 - Evaluation is plain JSON (its arrays as lists): readable in the artifact store and
   loadable by any version;
-- TrainedCandidate keeps its metadata and out-of-fold scores in JSON and .npy, and its
-  fitted sklearn Pipeline in a joblib file beside the versions of Python, scikit-learn
-  and XGBoost that wrote it; loading under other versions fails naming both.
+- TrainedCandidate keeps its metadata (calibration map included) and out-of-fold
+  scores and labels in JSON and .npy, and its fitted sklearn Pipeline in a joblib file
+  beside the versions of Python, scikit-learn, XGBoost and LightGBM that wrote it;
+  loading under other versions fails naming both.
 
 ZenML registers a materializer for its ASSOCIATED_TYPES when the class is defined,
 which is how a dict[str, Evaluation] output finds it for each value: the step modules
@@ -24,18 +25,21 @@ from dataclasses import asdict, fields
 from typing import Any, ClassVar
 
 import joblib
+import lightgbm
 import numpy as np
 import sklearn
 import xgboost
 from zenml.enums import ArtifactType
 from zenml.materializers.base_materializer import BaseMaterializer
 
+from churn.models.calibration import Calibrator
 from churn.models.candidates import CvResult, TrainedCandidate
 from churn.models.evaluate import CalibrationBin, Evaluation, SliceMetrics
 
 _EVALUATION_FILE = "evaluation.json"
 _CANDIDATE_FILE = "candidate.json"
 _OOF_FILE = "oof_scores.npy"
+_OOF_LABELS_FILE = "oof_labels.npy"
 _PIPELINE_FILE = "pipeline.joblib"
 
 
@@ -54,6 +58,7 @@ def library_versions() -> dict[str, str]:
         "python": platform.python_version(),
         "scikit-learn": sklearn.__version__,
         "xgboost": xgboost.__version__,
+        "lightgbm": lightgbm.__version__,
     }
 
 
@@ -77,9 +82,10 @@ def evaluation_from_json(data: dict[str, Any]) -> Evaluation:
 
 def candidate_metadata(candidate: TrainedCandidate) -> dict[str, Any]:
     """Every TrainedCandidate field except the fitted pipeline and the score array."""
-    skip = {"pipeline", "oof_scores"}
+    skip = {"pipeline", "oof_scores", "oof_labels"}
     data = {f.name: getattr(candidate, f.name) for f in fields(candidate) if f.name not in skip}
     data["cv_results"] = [asdict(r) for r in candidate.cv_results]
+    data["calibrator"] = candidate.calibrator.to_json()
     return data
 
 
@@ -125,6 +131,8 @@ class TrainedCandidateMaterializer(BaseMaterializer):
             json.dump(meta, f)
         with self.artifact_store.open(_in(self.uri, _OOF_FILE), "wb") as f:
             np.save(f, data.oof_scores, allow_pickle=False)
+        with self.artifact_store.open(_in(self.uri, _OOF_LABELS_FILE), "wb") as f:
+            np.save(f, data.oof_labels, allow_pickle=False)
         with self.artifact_store.open(_in(self.uri, _PIPELINE_FILE), "wb") as f:
             joblib.dump(data.pipeline, f)
 
@@ -135,10 +143,13 @@ class TrainedCandidateMaterializer(BaseMaterializer):
         check_versions(meta["versions"], f"candidate artifact {self.uri}")
         with self.artifact_store.open(_in(self.uri, _OOF_FILE), "rb") as f:
             oof = np.load(f, allow_pickle=False)
+        with self.artifact_store.open(_in(self.uri, _OOF_LABELS_FILE), "rb") as f:
+            oof_labels = np.load(f, allow_pickle=False)
         with self.artifact_store.open(_in(self.uri, _PIPELINE_FILE), "rb") as f:
             pipeline = joblib.load(f)
         values = dict(meta["candidate"])
         values["cv_results"] = [
             CvResult(**{**r, "fold_aucs": tuple(r["fold_aucs"])}) for r in values["cv_results"]
         ]
-        return TrainedCandidate(**values, pipeline=pipeline, oof_scores=oof)
+        values["calibrator"] = Calibrator.from_json(values["calibrator"])
+        return TrainedCandidate(**values, pipeline=pipeline, oof_scores=oof, oof_labels=oof_labels)

@@ -18,7 +18,10 @@ Conventions:
 Promotion compares like with like: the challenger's held-out score against the
 champion's score on the SAME held-out set. When the champion's run was evaluated on
 data with another fingerprint, the champion is re-scored on the challenger's held-out
-set, which the caller must pass in (`evaluation_data`).
+set, which the caller must pass in (`evaluation_data`). With a `NoiseRule` the
+champion is always re-scored on those customers and the challenger must beat it by
+more than the noise: the lower end of a paired bootstrap interval of the difference
+(churn.models.promotion) must exceed `min_improvement`.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from sklearn.pipeline import Pipeline
 from churn.models.candidates import TrainedCandidate
 from churn.models.evaluate import Evaluation, churn_scores
 from churn.models.fingerprint import evaluation_fingerprint
+from churn.models.promotion import NoiseRule, PairedDifference, paired_bootstrap
 from churn.models.serialize import SKOPS_TRUSTED_TYPES, ServingModel, load_model, model_kind
 from churn.schema import model_input_names
 from churn.settings import get_settings
@@ -118,8 +122,8 @@ def ensure_experiment(name: str, tracking_uri: str | None = None) -> str:
 def _pip_requirements(kind: str) -> list[str]:
     """Exact pins of what loading the logged sklearn model imports (no slow inference)."""
     packages = ["scikit-learn", "numpy", "pandas", "scipy", "skops"]
-    if kind == "xgboost":
-        packages.append(_distribution_of("xgboost"))
+    if kind in ("xgboost", "lightgbm"):
+        packages.append(_distribution_of(kind))
     return [f"{p}=={package_version(p)}" for p in packages]
 
 
@@ -151,8 +155,13 @@ def log_candidate(
     extra_tags: Mapping[str, str] | None = None,
     tracking_uri: str | None = None,
     nested: bool = False,
+    repeated: Mapping[str, Any] | None = None,
 ) -> str:
     """Log one trained candidate as one MLflow run; returns the run id.
+
+    Besides the held-out figures: the search (every trial as `search/trials.json`,
+    its history plot, the best trial), the calibration's OOF Brier and ECE before
+    and after, and `repeated` (churn.models.repeated) as `repeated_<metric>_mean/_sd`.
 
     `nested=True` makes the run a child of an already active run (e.g. the one ZenML's
     MLflow experiment tracker opens for a step) instead of failing on it.
@@ -173,6 +182,11 @@ def log_candidate(
         "model_kind": kind,
         "seed": candidate.seed,
         "cv_folds": candidate.cv_folds,
+        "calibration": candidate.calibrator.method,
+        "tune_rows": candidate.tune_rows,
+        "fit_rows": candidate.fit_rows,
+        "search_trials": candidate.search.get("trials", len(candidate.cv_results)),
+        "search_stopped_by": candidate.search.get("stopped_by", "grid"),
         **{f"model.{k}": v for k, v in candidate.params.items()},
         **dict(extra_params or {}),
     }
@@ -191,11 +205,16 @@ def log_candidate(
             "cv_roc_auc_std": candidate.cv_auc_std,
             "fit_seconds": candidate.fit_seconds,
             **evaluation.to_flat_metrics(prefix=TEST_PREFIX),
+            **_calibration_metrics(candidate.calibration),
+            **_repeated_metrics(repeated),
         }
         mlflow.log_metrics({k: v for k, v in metrics.items() if np.isfinite(v)})
         for path in plots.values():
             mlflow.log_artifact(str(path), artifact_path=PLOTS_ARTIFACT)
         mlflow.log_dict(evaluation.summary(), "evaluation.json")
+        _log_search(mlflow, candidate)
+        if repeated is not None:
+            mlflow.log_dict(dict(repeated), "repeated_evaluation.json")
         mlflow.log_artifacts(str(serving_dir), artifact_path=SERVING_ARTIFACT)
         info = mlflow.sklearn.log_model(
             pipeline,
@@ -211,6 +230,48 @@ def log_candidate(
         # link so register() names the model directly instead of resolving runs:/.
         mlflow.set_tag(TAG_LOGGED_MODEL, info.model_id)
         return str(run.info.run_id)
+
+
+def _calibration_metrics(report: Mapping[str, Any]) -> dict[str, float]:
+    """OOF Brier and ECE of the raw scores and of the kept calibration."""
+    if not report:
+        return {}
+    chosen = report["chosen"]
+    return {
+        "oof_brier_raw": float(report["brier"]["none"]),
+        "oof_ece_raw": float(report["ece"]["none"]),
+        "oof_brier_calibrated": float(report["brier"][chosen]),
+        "oof_ece_calibrated": float(report["ece"][chosen]),
+    }
+
+
+def _repeated_metrics(repeated: Mapping[str, Any] | None) -> dict[str, float]:
+    """repeated_<metric>_mean / _sd for every metric of a repeated evaluation."""
+    out: dict[str, float] = {}
+    for metric, value in (repeated or {}).items():
+        if isinstance(value, Mapping):
+            out[f"repeated_{metric}_mean"] = float(value["mean"])
+            out[f"repeated_{metric}_sd"] = float(value["sd"])
+    return out
+
+
+def _log_search(mlflow: Any, candidate: TrainedCandidate) -> None:
+    """The study: every trial's parameters and CV AUC, and the history plot."""
+    from churn.models.search import Trial, history_plot
+
+    trials = [
+        Trial(i, r.params, r.mean_auc, r.std_auc, r.fold_aucs, 0.0)
+        for i, r in enumerate(candidate.cv_results)
+    ]
+    rows = [
+        {"number": t.number, "params": t.params, "mean_auc": t.mean_auc, "fold_aucs": t.fold_aucs}
+        for t in trials
+    ]
+    mlflow.log_dict({**candidate.search, "trials": rows}, "search/trials.json")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "search_history.png"
+        history_plot(candidate.kind, trials, path)
+        mlflow.log_artifact(str(path), artifact_path="search")
 
 
 def register(run_id: str, name: str, tracking_uri: str | None = None) -> str:
@@ -235,6 +296,9 @@ class PromotionDecision:
     champion_score: float | None
     champion_rescored: bool
     reason: str
+    # The paired bootstrap interval of challenger - champion, when a NoiseRule decided.
+    difference_low: float | None = None
+    difference_high: float | None = None
 
 
 def _alias_version(client: Any, name: str, alias: str) -> Any | None:
@@ -298,6 +362,8 @@ def promote_if_better(
     evaluation_data: tuple[pd.DataFrame, Any] | None = None,
     min_improvement: float = 0.0,
     tracking_uri: str | None = None,
+    noise: NoiseRule | None = None,
+    challenger_scores: Any = None,
 ) -> PromotionDecision:
     """Move alias "champion" to `version` iff gates passed and it beats the champion.
 
@@ -307,6 +373,10 @@ def promote_if_better(
     `evaluation_data` is given, it must be the challenger's held-out set (its
     fingerprint is checked against the challenger run's tag). The replaced champion
     gets alias "previous-champion", so rollback() can restore it.
+
+    `noise` (with `evaluation_data` and the challenger's `challenger_scores` on it):
+    the champion is re-scored on the same customers and the challenger wins only if
+    the paired bootstrap interval's lower end exceeds `min_improvement`.
     """
     if metric not in SCORERS:
         raise ValueError(f"unknown promotion metric {metric!r}; expected one of {sorted(SCORERS)}")
@@ -344,6 +414,20 @@ def promote_if_better(
     if champion is None:
         _set_champion(client, name, str(version), previous=None)
         return decision(True, None, False, "no champion yet: the challenger becomes champion")
+    if noise is not None:
+        return _noise_aware(
+            client,
+            decision,
+            name=name,
+            version=str(version),
+            champion=champion,
+            metric=metric,
+            evaluation_data=evaluation_data,
+            challenger_scores=challenger_scores,
+            min_improvement=min_improvement,
+            noise=noise,
+            tracking_uri=tracking_uri,
+        )
     champion_score, rescored = _champion_score(
         client, name, champion, metric, fingerprint, evaluation_data, tracking_uri
     )
@@ -365,6 +449,62 @@ def promote_if_better(
         rescored,
         f"{metric} {held_out_score:.5f} does not beat champion v{champion.version}'s "
         f"{champion_score:.5f} by more than {min_improvement} ({where})",
+    )
+
+
+def _noise_aware(
+    client: Any,
+    decision: Callable[..., PromotionDecision],
+    *,
+    name: str,
+    version: str,
+    champion: Any,
+    metric: str,
+    evaluation_data: tuple[pd.DataFrame, Any] | None,
+    challenger_scores: Any,
+    min_improvement: float,
+    noise: NoiseRule,
+    tracking_uri: str | None,
+) -> PromotionDecision:
+    """promote_if_better's paired-bootstrap branch (see churn.models.promotion)."""
+    if evaluation_data is None or challenger_scores is None:
+        raise ValueError("noise-aware promotion needs evaluation_data and challenger_scores")
+    X, y = evaluation_data  # noqa: N806
+    labels = np.asarray(y).astype(np.int64)
+    champion_model = load_serving_model(name, str(champion.version), tracking_uri)
+    champion_scores = champion_model.predict_proba(X)
+    scorer, higher_is_better = SCORERS[metric]
+    diff = paired_bootstrap(
+        labels, challenger_scores, champion_scores, scorer, higher_is_better, noise
+    )
+    challenger_value = scorer(labels, challenger_scores)
+    champion_value = scorer(labels, champion_scores)
+    promoted = diff.low > min_improvement
+    text = _noise_reason(metric, challenger_value, champion_value, str(champion.version), diff)
+    if promoted:
+        _set_champion(client, name, version, previous=str(champion.version))
+        reason = f"{text}: above {min_improvement}, the challenger is promoted"
+    else:
+        reason = f"{text}: not above {min_improvement}, within the noise: the champion stays"
+    out: PromotionDecision = decision(promoted, champion_value, True, reason)
+    return PromotionDecision(
+        **{
+            **out.__dict__,
+            "challenger_score": float(challenger_value),
+            "difference_low": diff.low,
+            "difference_high": diff.high,
+        }
+    )
+
+
+def _noise_reason(
+    metric: str, challenger: float, champion: float, champion_version: str, d: PairedDifference
+) -> str:
+    return (
+        f"{metric} {challenger:.5f} vs champion v{champion_version}'s {champion:.5f} on the "
+        f"same {d.n} held-out customers: gain {d.difference:+.5f}, "
+        f"{d.confidence:.0%} paired bootstrap interval [{d.low:+.5f}, {d.high:+.5f}] "
+        f"({d.n_bootstrap} resamples); its lower end is"
     )
 
 

@@ -5,6 +5,8 @@ SchemaEncoder's schema fingerprint, encoded feature names, sha256 of every file,
 free-form metadata) and one model file:
 
 - xgboost: `booster.ubj`, XGBoost's own UBJSON model format (no Python objects).
+- lightgbm: `lightgbm.txt`, LightGBM's own text model format (trees as text; no
+  Python objects).
 - logreg: `logreg.json`, the scaler's mean/scale and the coefficients as JSON arrays
   (Python's float repr round-trips exactly, so predictions match bit for bit).
 - random_forest: scikit-learn has no model format of its own. `forest.skops` uses
@@ -16,6 +18,11 @@ free-form metadata) and one model file:
   the node table and after their parent, features inside the encoded width), which
   closes that gap; the manifest's sha256 also catches a file swapped after saving.
   Nothing is pickled in any format.
+
+A calibrated model also holds `calibration.json` (churn.models.calibration: the
+method and its parameters as JSON numbers, checksummed like the model file);
+`predict_proba` returns calibrated probabilities, `contributions` keep explaining
+the raw model (log-odds or probability: `contribution_units`).
 
 The encoder is never stored: it is rebuilt from churn.schema, and loading fails if
 the current schema's fingerprint differs from the one the model was trained with.
@@ -40,6 +47,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
 from churn.files import file_sha256
+from churn.models.calibration import Calibrator, is_finite_map
 from churn.models.encoding import (
     NAME_SEPARATOR,
     Columns,
@@ -56,7 +64,9 @@ MODEL_FILES: Final[dict[str, str]] = {
     "xgboost": "booster.ubj",
     "logreg": "logreg.json",
     "random_forest": "forest.skops",
+    "lightgbm": "lightgbm.txt",
 }
+CALIBRATION_FILE: Final = "calibration.json"
 BIAS: Final = "bias"
 # Types skops must be told to trust, per kind, when a whole Pipeline is stored with
 # skops (MLflow's sklearn flavour). Reviewed: our stateless encoder; XGBoost's
@@ -68,6 +78,13 @@ SKOPS_TRUSTED_TYPES: Final[dict[str, list[str]]] = {
         "churn.models.encoding.SchemaEncoder",
         "xgboost.core.Booster",
         "xgboost.sklearn.XGBClassifier",
+    ],
+    # skops stores LightGBM's booster as its own model text.
+    "lightgbm": [
+        "churn.models.encoding.SchemaEncoder",
+        "collections.OrderedDict",
+        "lightgbm.basic.Booster",
+        "lightgbm.sklearn.LGBMClassifier",
     ],
 }
 
@@ -86,6 +103,8 @@ def model_kind(pipeline: Pipeline) -> str:
     estimator = pipeline.steps[-1][1]
     if isinstance(estimator, XGBClassifier):
         return "xgboost"
+    if type(estimator).__module__.startswith("lightgbm"):
+        return "lightgbm"
     if isinstance(estimator, LogisticRegression):
         return "logreg"
     if isinstance(estimator, RandomForestClassifier):
@@ -115,11 +134,15 @@ def _write_logreg(pipeline: Pipeline, path: Path) -> None:
 
 
 def save_model(
-    pipeline: Pipeline, directory: Path, metadata: Mapping[str, Any] | None = None
+    pipeline: Pipeline,
+    directory: Path,
+    metadata: Mapping[str, Any] | None = None,
+    calibrator: Calibrator | None = None,
 ) -> Path:
     """Write `pipeline` to `directory` (created) in its safe format; returns the manifest path.
 
-    `metadata` (JSON-serialisable: threshold, model version, ...) is stored verbatim.
+    `metadata` (JSON-serialisable: threshold, model version, ...) is stored verbatim;
+    a `calibrator` other than "none" is written beside the model and applied on load.
     """
     _check_pipeline(pipeline)
     kind = model_kind(pipeline)
@@ -127,19 +150,26 @@ def save_model(
     model_path = directory / MODEL_FILES[kind]
     if kind == "xgboost":
         pipeline.steps[-1][1].get_booster().save_model(str(model_path))
+    elif kind == "lightgbm":
+        pipeline.steps[-1][1].booster_.save_model(str(model_path))
     elif kind == "logreg":
         _write_logreg(pipeline, model_path)
     else:
         import skops.io as sio
 
         sio.dump(pipeline.steps[-1][1], model_path)
+    files = {model_path.name: file_sha256(model_path)}
+    if calibrator is not None and calibrator.method != "none":
+        calibration_path = directory / CALIBRATION_FILE
+        calibration_path.write_text(json.dumps(calibrator.to_json()))
+        files[calibration_path.name] = file_sha256(calibration_path)
     manifest = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "kind": kind,
         "schema_fingerprint": schema_fingerprint(),
         "feature_names": encoded_feature_names(),
-        "files": {model_path.name: file_sha256(model_path)},
+        "files": files,
         "metadata": dict(metadata or {}),
     }
     path = directory / MANIFEST
@@ -156,10 +186,16 @@ class ServingModel(ABC):
     def __init__(self, feature_names: list[str], metadata: dict[str, Any]) -> None:
         self.feature_names = feature_names
         self.metadata = metadata
+        self.calibrator: Calibrator | None = None  # set by load_model when calibrated
 
     @abstractmethod
+    def raw_encoded(self, x: FloatArray) -> FloatArray:
+        """The model's own P(churn) for an encoded float64 matrix (before calibration)."""
+
     def predict_encoded(self, x: FloatArray) -> FloatArray:
-        """P(churn) for an already encoded float64 matrix."""
+        """P(churn) for an already encoded float64 matrix, calibrated when the model is."""
+        raw = self.raw_encoded(x)
+        return raw if self.calibrator is None else self.calibrator.apply(raw)
 
     @abstractmethod
     def contributions_encoded(self, x: FloatArray) -> FloatArray:
@@ -172,24 +208,16 @@ class ServingModel(ABC):
     def contributions(self, columns: Columns) -> tuple[FloatArray, list[str]]:
         """(values, names) for reason codes: values[i, j] is feature j's push on row i.
 
-        Units are `contribution_units`; each row sums to the model's log-odds
-        (xgboost, logreg) or probability (random forest). The last name is "bias".
+        Units are `contribution_units`; each row sums to the raw (uncalibrated) model's
+        log-odds (xgboost, lightgbm, logreg) or probability (random forest). The last
+        name is "bias".
         """
         return self.contributions_encoded(encode(columns)), [*self.feature_names, BIAS]
 
 
-class XGBoostServingModel(ServingModel):
-    """XGBoost booster loaded from UBJSON; inplace_predict on the encoded matrix.
+class _BoosterServingModel(ServingModel):
+    """A gradient-boosting library's own booster, called with a bounded thread count."""
 
-    `n_threads` bounds every call: the booster's own `nthread` (set by load_model) and
-    the DMatrix that contributions build. A DMatrix left at XGBoost's default uses
-    every core, and on 1-100 rows its thread pool costs more than the work and competes
-    with the server's other requests. Measured on 2 busy cores (DMatrix + pred_contribs,
-    300 trees, interleaved runs, default vs nthread=1, results bit-identical): 1 row
-    mean 4.1 vs 0.6 ms (p99 21 vs 1.7 ms); 100 rows mean 58 vs 33 ms.
-    """
-
-    kind = "xgboost"
     contribution_units: ContributionUnits = "log-odds"
 
     def __init__(
@@ -204,7 +232,22 @@ class XGBoostServingModel(ServingModel):
         self.booster = booster
         self.n_threads = n_threads
 
-    def predict_encoded(self, x: FloatArray) -> FloatArray:
+
+class XGBoostServingModel(_BoosterServingModel):
+    """XGBoost booster loaded from UBJSON; inplace_predict on the encoded matrix.
+
+    `n_threads` bounds every call: the booster's own `nthread` (set by load_model) and
+    the DMatrix that contributions build. A DMatrix left at XGBoost's default uses
+    every core, and on 1-100 rows its thread pool costs more than the work and competes
+    with the server's other requests. Measured on 2 busy cores (DMatrix + pred_contribs,
+    300 trees, interleaved runs, default vs nthread=1, results bit-identical): 1 row
+    mean 4.1 vs 0.6 ms (p99 21 vs 1.7 ms); 100 rows mean 58 vs 33 ms.
+    """
+
+    kind = "xgboost"
+    contribution_units: ContributionUnits = "log-odds"
+
+    def raw_encoded(self, x: FloatArray) -> FloatArray:
         """P(churn): the booster's binary:logistic output."""
         return np.asarray(self.booster.inplace_predict(x), dtype=np.float64)
 
@@ -214,6 +257,27 @@ class XGBoostServingModel(ServingModel):
 
         matrix = DMatrix(x, nthread=self.n_threads)
         return np.asarray(self.booster.predict(matrix, pred_contribs=True), dtype=np.float64)
+
+
+class LightGBMServingModel(_BoosterServingModel):
+    """LightGBM booster loaded from its text model; predict on the encoded matrix.
+
+    `num_threads` is passed on every call, for the same reason as XGBoost's nthread:
+    serving's 1-100 rows per call are cheaper on one thread than on a pool.
+    """
+
+    kind = "lightgbm"
+    contribution_units: ContributionUnits = "log-odds"
+
+    def raw_encoded(self, x: FloatArray) -> FloatArray:
+        """P(churn): the booster's binary objective output."""
+        out = self.booster.predict(x, num_threads=self.n_threads)
+        return np.asarray(out, dtype=np.float64)
+
+    def contributions_encoded(self, x: FloatArray) -> FloatArray:
+        """TreeSHAP values from LightGBM (pred_contrib), in log-odds; last column bias."""
+        out = self.booster.predict(x, pred_contrib=True, num_threads=self.n_threads)
+        return np.asarray(out, dtype=np.float64)
 
 
 class LogRegServingModel(ServingModel):
@@ -234,7 +298,7 @@ class LogRegServingModel(ServingModel):
         super().__init__(feature_names, metadata)
         self.mean, self.scale, self.coef, self.intercept = mean, scale, coef, intercept
 
-    def predict_encoded(self, x: FloatArray) -> FloatArray:
+    def raw_encoded(self, x: FloatArray) -> FloatArray:
         """P(churn) = sigmoid(((x - mean) / scale) . coef + intercept)."""
         z = ((x - self.mean) / self.scale) @ self.coef + self.intercept
         out: FloatArray = 1.0 / (1.0 + np.exp(-z))
@@ -259,7 +323,7 @@ class ForestServingModel(ServingModel):
         super().__init__(feature_names, metadata)
         self.forest = forest
 
-    def predict_encoded(self, x: FloatArray) -> FloatArray:
+    def raw_encoded(self, x: FloatArray) -> FloatArray:
         """P(churn): the mean of the trees' leaf class fractions."""
         return np.ascontiguousarray(self.forest.predict_proba(x)[:, 1], dtype=np.float64)
 
@@ -335,7 +399,11 @@ def _read_manifest(directory: Path) -> dict[str, Any]:
         )
     if manifest.get("feature_names") != encoded_feature_names():
         raise ModelFormatError(f"{path}: encoded feature names differ from the current schema")
-    for name, digest in manifest.get("files", {}).items():
+    files = manifest.get("files", {})
+    kind = manifest.get("kind")
+    if kind in MODEL_FILES and set(files) - {MODEL_FILES[kind], CALIBRATION_FILE}:
+        raise ModelFormatError(f"{path}: lists unexpected files {sorted(files)}")
+    for name, digest in files.items():
         if file_sha256(directory / name) != digest:
             raise ModelFormatError(f"{directory / name}: sha256 differs from the manifest")
     return manifest
@@ -354,8 +422,41 @@ def load_model(directory: Path, *, n_threads: int = 1) -> ServingModel:
     model_path = directory / MODEL_FILES[kind]
     if model_path.name not in manifest["files"]:
         raise ModelFormatError(f"{directory}: manifest lists no checksum for {model_path.name}")
+    model = _load_kind(kind, directory, model_path, manifest, n_threads)
+    if CALIBRATION_FILE in manifest["files"]:
+        model.calibrator = _read_calibrator(directory / CALIBRATION_FILE)
+    return model
+
+
+def _read_calibrator(path: Path) -> Calibrator:
+    """The calibration map beside a model; ModelFormatError when it is not a valid one."""
+    try:
+        calibrator = Calibrator.from_json(json.loads(path.read_text()))
+    except (ValueError, KeyError, TypeError) as e:
+        raise ModelFormatError(f"{path}: not a calibration map: {e}") from e
+    if calibrator.method == "none" or not is_finite_map(calibrator):
+        raise ModelFormatError(f"{path}: calibration {calibrator.method!r} is not usable")
+    return calibrator
+
+
+def _load_kind(
+    kind: str, directory: Path, model_path: Path, manifest: dict[str, Any], n_threads: int
+) -> ServingModel:
+    """The uncalibrated ServingModel of `kind` from its model file."""
     names: list[str] = manifest["feature_names"]
     metadata: dict[str, Any] = manifest["metadata"]
+    if kind == "lightgbm":
+        from lightgbm import Booster as LightGBMBooster
+
+        try:
+            lgb_booster = LightGBMBooster(model_file=str(model_path))
+        except Exception as e:  # LightGBMError for a malformed file
+            raise ModelFormatError(f"{model_path}: not a LightGBM model: {e}") from e
+        if lgb_booster.num_feature() != len(names):
+            raise ModelFormatError(
+                f"{model_path}: {lgb_booster.num_feature()} features, expected {len(names)}"
+            )
+        return LightGBMServingModel(lgb_booster, names, metadata, n_threads=n_threads)
     if kind == "xgboost":
         from xgboost import Booster
 

@@ -1,4 +1,5 @@
-"""Step: choose each candidate's threshold on its out-of-fold scores, evaluate on test."""
+"""Step: choose each candidate's threshold on its calibrated out-of-fold scores, evaluate
+the calibrated model on test."""
 
 from typing import Annotated, Any
 
@@ -33,15 +34,16 @@ def evaluate_candidates(
 ) -> Annotated[dict[str, Evaluation], "evaluations"]:
     """Held-out evaluation per family, keyed by kind.
 
-    The threshold comes from out-of-fold training scores (never from the test set),
-    so the reported held-out recall and precision are honest.
+    The threshold comes from calibrated out-of-fold training scores (never from the
+    test set), so the reported held-out recall and precision are honest, and it applies
+    to the calibrated probability that is served.
     """
     rule, cost, rev = ThresholdRule(**threshold_rule), Costs(**costs), Revenue(**revenue)
     out: dict[str, Evaluation] = {}
     for candidate in candidates:
-        threshold = choose_threshold(train[LABEL], candidate.oof_scores, rule, cost)
+        threshold = choose_threshold(candidate.oof_labels, candidate.calibrated_oof, rule, cost)
         out[candidate.kind] = evaluate(
-            candidate.pipeline,
+            candidate.model,
             test[model_input_names()],
             test[LABEL],
             threshold_rule=rule,

@@ -8,6 +8,7 @@ from zenml import log_metadata, step
 
 from churn.models.candidates import TrainedCandidate
 from churn.models.evaluate import Evaluation
+from churn.models.promotion import NoiseRule
 from churn.models.registry import promote_if_better, record_promotion
 from churn.schema import LABEL, model_input_names
 from steps.registry._tracking import stack_tracking_uri
@@ -22,10 +23,13 @@ def promote_model(
     model_name: str,
     metric: str,
     min_improvement: float,
+    noise: dict[str, Any],
 ) -> Annotated[dict[str, Any], "promotion"]:
-    """The promotion decision (promoted or not, both scores, the reason).
+    """The promotion decision (promoted or not, both scores, the interval, the reason).
 
-    Reached only when every gate passed (gate_model fails the run otherwise).
+    The challenger must beat the champion on the same held-out customers by more than
+    the noise (a paired bootstrap interval, churn.models.promotion). Reached only when
+    every gate passed (gate_model fails the run otherwise).
     """
     evaluation = evaluations[challenger.kind]
     uri = stack_tracking_uri()
@@ -38,6 +42,8 @@ def promote_model(
         evaluation_data=(test[model_input_names()], test[LABEL]),
         min_improvement=min_improvement,
         tracking_uri=uri,
+        noise=NoiseRule(**noise),
+        challenger_scores=evaluation.scores,
     )
     record_promotion(decision, tracking_uri=uri)
     result = asdict(decision)

@@ -2,7 +2,7 @@
 
 import tempfile
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import pandas as pd
 from zenml import step
@@ -20,6 +20,7 @@ from steps.registry._tracking import stack_tracking_uri
 def register_model(
     candidates: list[TrainedCandidate],
     evaluations: dict[str, Evaluation],
+    repeated_evaluations: dict[str, dict[str, Any]],
     challenger: TrainedCandidate,
     drift_detector: Path,
     train: pd.DataFrame,
@@ -28,8 +29,9 @@ def register_model(
     experiment: str,
     feature_service: str,
 ) -> Annotated[str, "model_version"]:
-    """Log every candidate (params, metrics, plots, model, safe serving model, tags);
-    register the challenger under `model_name` and return its version."""
+    """Log every candidate (params, metrics, repeated evaluation, search, plots, model,
+    safe serving model with its calibration, tags); register the challenger under
+    `model_name` and return its version."""
     uri = stack_tracking_uri()
     train_fp = data_fingerprint(train)
     test_fp = evaluation_fingerprint(test[model_input_names()], test[LABEL])
@@ -43,6 +45,7 @@ def register_model(
                 candidate.pipeline,
                 work / "serving",
                 metadata={"threshold": evaluation.threshold, "feature_service": feature_service},
+                calibrator=candidate.calibrator,
             )
             run_ids[candidate.kind] = log_candidate(
                 experiment=experiment,
@@ -55,6 +58,7 @@ def register_model(
                 data_fingerprint=train_fp,
                 heldout_fingerprint=test_fp,
                 tracking_uri=uri,
+                repeated=repeated_evaluations.get(candidate.kind),
             )
     run_id = run_ids[challenger.kind]
     use_tracking(uri).log_artifacts(run_id, str(drift_detector), DRIFT_ARTIFACT)

@@ -1,4 +1,5 @@
-"""Step: train one candidate family (grid chosen by stratified CV ROC-AUC on train only)."""
+"""Step: train one candidate family (search by stratified CV ROC-AUC on train only,
+calibration on out-of-fold scores, final fit on every training row or a sample)."""
 
 from typing import Annotated, Any
 
@@ -6,6 +7,8 @@ import pandas as pd
 from zenml import step
 
 from churn.models.candidates import ModelKind, TrainedCandidate, train_candidate
+from churn.models.sampling import Sampling
+from churn.models.search import SearchBudget
 from churn.schema import LABEL, model_input_names
 from steps.materializers import TrainedCandidateMaterializer
 
@@ -17,12 +20,25 @@ def train_model(
     param_grid: list[dict[str, Any]],
     seed: int,
     cv_folds: int,
+    search: dict[str, Any] | None,
+    sampling: dict[str, Any],
+    calibration: list[str],
 ) -> Annotated[TrainedCandidate, "candidate"]:
-    """A full sklearn Pipeline (SchemaEncoder + estimator) with its CV evidence.
+    """A full sklearn Pipeline (SchemaEncoder + estimator), its calibration and CV evidence.
 
-    Stored by TrainedCandidateMaterializer (version-checked on load): an artifact
-    of our own pipeline runs, never loaded from an untrusted source.
+    `search` None scores `param_grid` alone; otherwise an Optuna TPE study of
+    `search.n_trials` trials (capped by `search.timeout_s`) starts from it. Stored by
+    TrainedCandidateMaterializer (version-checked on load): an artifact of our own
+    pipeline runs, never loaded from an untrusted source.
     """
     return train_candidate(
-        kind, train[model_input_names()], train[LABEL], param_grid, seed=seed, cv_folds=cv_folds
+        kind,
+        train[model_input_names()],
+        train[LABEL],
+        param_grid,
+        seed=seed,
+        cv_folds=cv_folds,
+        search=None if search is None else SearchBudget(**search),
+        sampling=Sampling(**sampling),
+        calibration=calibration,  # type: ignore[arg-type]
     )

@@ -14,7 +14,7 @@ from churn.models.candidates import TrainedCandidate
 from churn.models.serialize import MODEL_FILES, load_model, save_model
 
 
-@pytest.mark.parametrize("kind", ["logreg", "random_forest", "xgboost"])
+@pytest.mark.parametrize("kind", ["logreg", "random_forest", "xgboost", "lightgbm"])
 def test_loaded_model_equals_pipeline(
     kind: str, candidates: dict[str, TrainedCandidate], split: Split, tmp_path: Path
 ) -> None:

@@ -1,0 +1,49 @@
+"""Step: every family's metrics over repeated stratified folds of the training rows."""
+
+from typing import Annotated, Any
+
+import pandas as pd
+from zenml import log_metadata, step
+
+from churn.models.candidates import TrainedCandidate
+from churn.models.repeated import RepeatedConfig, repeated_evaluation
+from churn.models.sampling import Sampling, stratified_rows
+from churn.schema import LABEL, model_input_names
+
+
+@step
+def evaluate_repeated(
+    candidates: list[TrainedCandidate],
+    train: pd.DataFrame,
+    repeated: dict[str, Any],
+    sampling: dict[str, Any],
+    seed: int,
+) -> Annotated[dict[str, dict[str, Any]], "repeated_evaluations"]:
+    """kind -> {metric: {mean, sd, values}}: what the champion is chosen on.
+
+    Runs on the same stratified sample as the search (`sampling.tune_max_rows`), so
+    its cost is bounded at scale; never on the held-out set.
+    """
+    config = RepeatedConfig(**repeated)
+    rows = stratified_rows(train[LABEL].to_numpy(), Sampling(**sampling).tune_max_rows, seed)
+    frame = train.iloc[rows]
+    out: dict[str, dict[str, Any]] = {
+        c.kind: repeated_evaluation(
+            c.kind,
+            c.params,
+            c.calibrator.method,
+            frame[model_input_names()],
+            frame[LABEL],
+            config,
+            seed,
+        )
+        for c in candidates
+    }
+    log_metadata(
+        metadata={
+            "repeated_roc_auc": {
+                k: [v["roc_auc"]["mean"], v["roc_auc"]["sd"]] for k, v in out.items()
+            }
+        }
+    )
+    return out
