@@ -289,6 +289,15 @@ def read_active(engine: Engine, tables: SourceTables, day: date) -> pd.DataFrame
     return read_frame(engine, active_query(tables, day))
 
 
+def read_snapshot(engine: Engine, tables: SourceTables, day: date) -> pd.DataFrame:
+    """The customers active on `day`, decoded onto the schema (not yet validated);
+    SchemaDriftError when the source's tables, columns or categories drifted."""
+    check_source_schema(engine, tables)
+    customers = decode(read_active(engine, tables, day), day)
+    check_categories(customers)
+    return customers
+
+
 def read_lifecycle(engine: Engine, tables: SourceTables, start: date, end: date) -> pd.DataFrame:
     """customer_id, signup_date, churn_date (datetime64, NaT when open) of customers
     active at some point in [start, end]: what the labels of those days need."""
@@ -307,13 +316,21 @@ _FALSE: Final = frozenset({"f", "false", "False", "0"})
 def decode(raw: pd.DataFrame, day: date) -> pd.DataFrame:
     """Database text values -> schema values, plus event_timestamp = `day` (00:00 UTC).
 
-    Values a codec cannot decode become None (a null the quarantine reports with the
-    column), so one bad cell never stops the decoding of the others. Columns keep
-    object dtype here; churn.data.quarantine casts the rows that pass.
+    Values a codec cannot decode become nulls (the quarantine reports them with the
+    column), so one bad cell never stops the decoding of the others. Numbers come
+    out float64 (NaN for null), integer features int64 when the column has no null,
+    categories as objects (None for null): the contract's dtypes whenever it can
+    pass.
     """
     out = pd.DataFrame({ENTITY_KEY: raw[ENTITY_KEY].to_numpy()}, index=raw.index)
     for column in MAPPING:
-        out[column.feature] = _decode_column(raw[column.feature], column.codec, day)
+        values = _decode_column(raw[column.feature], column.codec, day)
+        kind = feature(column.feature).kind
+        if kind is not Kind.CATEGORY:
+            values = pd.to_numeric(values, errors="coerce").astype("float64")
+            if kind is Kind.INT and values.notna().all():
+                values = values.astype("int64")
+        out[column.feature] = values
     out[EVENT_TIMESTAMP] = pd.Series(snapshot_time(day), index=out.index, dtype=UTC_DTYPE)
     return out
 

@@ -56,11 +56,8 @@ from churn.data.database import (
     CHURN_DATE,
     SIGNUP_DATE,
     SourceTables,
-    check_categories,
-    check_source_schema,
-    decode,
-    read_active,
     read_lifecycle,
+    read_snapshot,
     snapshot_time,
 )
 from churn.data.offline import table_columns, table_path, write_labels, write_offline_store
@@ -157,12 +154,9 @@ def run_day(
     seconds: dict[str, float] = {}
     label_day = day - timedelta(days=source.label_horizon_days)
     with _timed(seconds, "read"):
-        check_source_schema(engine, source.tables)
-        raw = read_active(engine, source.tables, day)
+        customers = read_snapshot(engine, source.tables, day)
         lifecycle = read_lifecycle(engine, source.tables, label_day, day)
     with _timed(seconds, "validate"):
-        customers = decode(raw, day)
-        check_categories(customers)
         judged = split(customers, quarantined_at=pd.Timestamp.now(tz="UTC"))
         new_records = write_quarantine(
             judged.quarantined, quarantine_path(settings, QUARANTINE_SOURCE)

@@ -8,7 +8,7 @@ run` chains without ZenML, so both paths run the same code.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Literal
 
@@ -16,6 +16,7 @@ import pandas as pd
 from pydantic import BaseModel, Field
 
 from churn.data.contract import validate
+from churn.data.database import SourceTables, create_engine, read_snapshot
 from churn.data.offline import OfflineWriteResult, write_offline_store
 from churn.data.synthetic import generate
 from churn.data.telco import load_telco
@@ -36,10 +37,14 @@ class DataSource(BaseModel):
 
     kind "telco" reads the IBM Telco CSV (csv_path, else CHURN_TELCO_CSV, else a
     download of CHURN_TELCO_URL verified by sha256); "synthetic" generates customers
-    with a seed. snapshot_time stamps the single Telco snapshot.
+    with a seed. snapshot_time stamps the single Telco snapshot. "database" reads the
+    customers active on snapshot_time's day from the customer database
+    (CHURN_CUSTOMER_DB_URL; `tables` names its tables; churn.data.database); daily
+    runs with quarantine and labels are pipelines/daily_snapshot_pipeline.py's.
     """
 
-    kind: Literal["telco", "synthetic"] = "synthetic"
+    kind: Literal["telco", "synthetic", "database"] = "synthetic"
+    tables: SourceTables | None = None
     csv_path: Path | None = None
     n_customers: int = Field(default=10_000, ge=1, le=5_000_000)
     n_snapshots: int = Field(default=1, ge=1)
@@ -63,12 +68,26 @@ def load_customers(source: DataSource) -> pd.DataFrame:
     """Customers with features, label and event timestamps, from the configured source."""
     if source.kind == "telco":
         return assign_event_time(load_telco(source.csv_path), source.snapshot_time)
+    if source.kind == "database":
+        return load_database(source)
     return generate(
         source.n_customers,
         seed=source.seed,
         n_snapshots=source.n_snapshots,
         start=source.snapshot_time,
     )
+
+
+def load_database(source: DataSource) -> pd.DataFrame:
+    """The database snapshot of snapshot_time's day (UTC), event time that day 00:00."""
+    url = get_settings().customer_db_url
+    if source.tables is None or url is None:
+        raise ValueError("source kind 'database' needs `tables` and CHURN_CUSTOMER_DB_URL")
+    engine = create_engine(url.get_secret_value())
+    try:
+        return read_snapshot(engine, source.tables, source.snapshot_time.astimezone(UTC).date())
+    finally:
+        engine.dispose()
 
 
 def validate_customers(customers: pd.DataFrame) -> pd.DataFrame:

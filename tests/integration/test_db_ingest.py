@@ -38,6 +38,7 @@ from churn.data.offline import read_offline_table
 from churn.data.quarantine import ErrorBudgetExceededError, quarantine_path, read_quarantine
 from churn.data.synthetic import generate
 from churn.features.daily import QUARANTINE_SOURCE, DatabaseSnapshotSource, backfill, run_day
+from churn.features.pipeline import DataSource, run_feature_pipeline
 from churn.features.store import apply_repo, get_store, online_features
 from churn.schema import ENTITY_KEY, EVENT_TIMESTAMP, LABEL, LABEL_OBSERVED_AT, Group
 from churn.settings import Settings
@@ -331,3 +332,27 @@ def test_a_database_that_is_down_gives_a_clear_error_and_writes_nothing(
         run_day(create_engine(down), source, DAY1, settings)
     assert postgres.creds.postgres_password not in str(caught.value)
     assert not settings.home.exists()
+
+
+# ------------------------------------------------- the feature pipeline's source kind
+
+
+def test_the_feature_pipeline_reads_the_database_as_a_source(
+    postgres: Postgres, source: DatabaseSnapshotSource, tmp_path: Path
+) -> None:
+    """kind "database": the day's active customers through the same contract, offline
+    store, feast apply and materialize as the CSV and the generator."""
+    engine, customers = _seeded(postgres, source.tables, n=50)
+    customer_db.mark_churned(engine, source.tables, ["SYN-0000001"], DAY1)
+    url = engine.url.render_as_string(hide_password=False)
+    env = {**redis_env(tmp_path / "home", "dbfp"), "CHURN_CUSTOMER_DB_URL": url}
+    with isolated_stack(env) as (settings, _):
+        result = run_feature_pipeline(
+            DataSource(kind="database", tables=source.tables, snapshot_time=snapshot_time(DAY1))
+        )
+        assert (result.rows, result.offline.changed["account"]) == (49, 49)
+        online = online_features(get_store(settings=settings), ["SYN-0000002"]).to_frame()
+    expected = customers.set_index(ENTITY_KEY).loc["SYN-0000002"]
+    for column in ("contract", "tenure", "total_charges", "senior_citizen", "partner"):
+        assert online.loc[0, column] == expected[column], column
+    engine.dispose()
