@@ -13,7 +13,7 @@ ZENML := $(VENV)/bin/zenml
 # MLflow. `source .venv/bin/activate` sets the same variable for direct zenml commands.
 export ZENML_CONFIG_PATH ?= $(CURDIR)/.churn/zenml
 
-.PHONY: help setup lock redis-start redis-stop redis-status features lookup stack-local stack-eks feature-pipeline training-pipeline deployment-pipeline serve-status serve-stop predict batch-pipeline drift-pipeline champion mlflow-ui zenml-ui dashboard demo test crds lint format bench images wheelhouse base-image k8s-render seldon-manifests clean-state twin-up twin-status twin-down twin-demo kpi-pipeline loop-demo db-start db-stop db-daily db-demo
+.PHONY: help setup lock redis-start redis-stop redis-status features lookup stack-local stack-eks feature-pipeline training-pipeline training-pipeline-thorough deployment-pipeline serve-status serve-stop predict batch-pipeline drift-pipeline champion mlflow-ui zenml-ui dashboard demo test crds lint format bench images wheelhouse base-image k8s-render seldon-manifests clean-state twin-up twin-status twin-down twin-demo kpi-pipeline loop-demo db-start db-stop db-daily db-demo
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -57,6 +57,9 @@ feature-pipeline: redis-start ## zenml pipeline run of the feature pipeline
 
 training-pipeline: redis-start ## zenml pipeline run of the training pipeline
 	$(ZENML) pipeline run pipelines.training_pipeline.training_pipeline -c configs/training_pipeline.yaml
+
+training-pipeline-thorough: redis-start ## the training pipeline with a longer search (configs/training_pipeline_thorough.yaml)
+	$(ZENML) pipeline run pipelines.training_pipeline.training_pipeline -c configs/training_pipeline_thorough.yaml
 
 deployment-pipeline: redis-start ## zenml pipeline run of the deployment pipeline (local MLServer or Seldon)
 	$(ZENML) pipeline run pipelines.deployment_pipeline.deployment_pipeline -c configs/deployment_pipeline.yaml

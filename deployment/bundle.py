@@ -43,6 +43,8 @@ from serving.settings import ServingSettings, get_serving_settings
 if TYPE_CHECKING:
     from sklearn.pipeline import Pipeline
 
+    from churn.models.calibration import Calibrator
+
 # The runtime classes, by import path: what model-settings.json names (MLServer
 # imports them); deployment never imports them itself.
 CHURN_IMPLEMENTATION: Final = "serving.runtime.ChurnRuntime"
@@ -174,14 +176,21 @@ def build_bundle_from_pipeline(
     model_version: str,
     threshold: float,
     drift_dir: Path | None = None,
+    calibrator: Calibrator | None = None,
     **kwargs: Any,
 ) -> BundleManifest:
-    """build_bundle for a fitted pipeline: saves it with churn.models.serialize first."""
+    """build_bundle for a fitted pipeline (and its calibration): saves it with
+    churn.models.serialize first."""
     from churn.models.serialize import save_model
 
     with tempfile.TemporaryDirectory(prefix="churn-model-") as tmp:
         model_dir = Path(tmp) / MODEL_DIR
-        save_model(pipeline, model_dir, {"model_version": model_version, "threshold": threshold})
+        save_model(
+            pipeline,
+            model_dir,
+            {"model_version": model_version, "threshold": threshold},
+            calibrator=calibrator,
+        )
         return build_bundle(
             out_dir,
             model_dir=model_dir,

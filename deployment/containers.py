@@ -13,7 +13,7 @@ every caller (the Makefile, the container tests, CI) must take the same way:
   When it cannot be pulled (no registry access), an equivalent is built from
   Debian's packages with `debootstrap --variant=minbase bookworm` (Python 3.11 and pip,
   with `python3.11`/`python`/`pip` on /usr/local/bin as in the official image) and
-  imported as `localhost/churn-python:3.11-bookworm`.
+  imported as `localhost/churn-python:3.11-bookworm-2`.
 - **wheelhouse**: the images install only locked wheels, fetched on the host with
   the host's own pip configuration (index, proxy, certificates) into build/wheelhouse
   and checked against the sha256 sums of docker/requirements.*.txt
@@ -47,7 +47,8 @@ DOCKER_DIR: Final = PROJECT_ROOT / "docker"
 WHEELHOUSE: Final = PROJECT_ROOT / "build" / "wheelhouse"
 WHEELHOUSE_SCRIPT: Final = PROJECT_ROOT / "scripts" / "wheelhouse.sh"
 OFFICIAL_BASE: Final = "python:3.11.15-slim-bookworm"
-LOCAL_BASE: Final = "localhost/churn-python:3.11-bookworm"
+# The tag changes with BASE_PACKAGES: an existing stand-in is never rebuilt in place.
+LOCAL_BASE: Final = "localhost/churn-python:3.11-bookworm-2"
 # docker/docker-compose.yml's Redis (CHURN_REDIS_IMAGE overrides it), and the stand-in
 # from Debian's redis-server package when that cannot be pulled.
 REDIS_IMAGE: Final = "redis:7.4.1-bookworm"
@@ -55,7 +56,15 @@ REDIS_STANDIN: Final = "localhost/churn-redis:bookworm"
 DEFAULT_TAG: Final = "0.1.0"
 IMAGES: Final = {"churn-steps": "steps.Dockerfile", "churn-mlserver": "mlserver.Dockerfile"}
 # What the debootstrapped base carries: the interpreter, venv and pip, as python:slim.
-BASE_PACKAGES: Final = ("python3.11", "python3.11-venv", "python3-pip", "ca-certificates")
+# libgomp1: LightGBM's wheel links the system's libgomp.so.1 (XGBoost and scikit-learn
+# carry their own copies); without it `import lightgbm` fails in the images.
+BASE_PACKAGES: Final = (
+    "python3.11",
+    "python3.11-venv",
+    "python3-pip",
+    "ca-certificates",
+    "libgomp1",
+)
 _CONTAINERS_CONF: Final = "[containers]\n# sandboxes forbid raising rlimits\ndefault_ulimits = []\n"
 
 

@@ -22,10 +22,10 @@ from __future__ import annotations
 import json
 import platform
 from dataclasses import asdict, fields
+from importlib.metadata import version as package_version
 from typing import Any, ClassVar
 
 import joblib
-import lightgbm
 import numpy as np
 import sklearn
 import xgboost
@@ -58,7 +58,8 @@ def library_versions() -> dict[str, str]:
         "python": platform.python_version(),
         "scikit-learn": sklearn.__version__,
         "xgboost": xgboost.__version__,
-        "lightgbm": lightgbm.__version__,
+        # The distribution's version, not an import: importing lightgbm needs libgomp.
+        "lightgbm": package_version("lightgbm"),
     }
 
 
