@@ -42,9 +42,13 @@ from serving_support import THRESHOLD, ServingEnv
 from sklearn.pipeline import Pipeline
 
 from churn.data.telco import load_telco
+from churn.features.derived import add_derived
 from churn.features.names import FEATURE_SERVICE
 from churn.inference import parse_response, request_body
-from churn.schema import ENTITY_KEY
+from churn.models.calibration import fit_calibrator
+from churn.models.candidates import train_candidate
+from churn.models.serialize import load_model
+from churn.schema import ENTITY_KEY, LABEL, model_input_names
 from deployment import local_server
 from deployment.bundle import build_bundle_from_pipeline, feature_layout_of
 from deployment.containers import Engine, manifest_run_args
@@ -208,3 +212,39 @@ def test_image_with_a_corrupt_bundle_never_turns_healthy(
     model_file.write_bytes(model_file.read_bytes()[:-16] + b"\0" * 16)
     log = _never_healthy(mlserver_image, corrupt, serving_env)
     assert "sha256 differs" in log, log
+
+
+def test_image_serves_a_calibrated_lightgbm_bundle(
+    mlserver_image: Run, serving_env: ServingEnv
+) -> None:
+    """LightGBM links the system's libgomp.so.1: the image's base must carry it, or the
+    model never loads (its wheel, unlike XGBoost's and scikit-learn's, brings none)."""
+    frame = add_derived(load_telco(serving_env.telco_csv))
+    candidate = train_candidate(
+        "lightgbm",
+        frame[model_input_names()],
+        frame[LABEL],
+        [{"n_estimators": 100, "num_leaves": 8}],
+        seed=0,
+        cv_folds=3,
+    )
+    bundle = serving_env.settings.home / "bundles" / "image-lightgbm"
+    build_bundle_from_pipeline(
+        bundle,
+        candidate.pipeline,
+        model_version="image-lgbm-1",
+        threshold=THRESHOLD,
+        calibrator=fit_calibrator("sigmoid", candidate.oof_scores, candidate.oof_labels),
+        feature_layout=feature_layout_of(FEATURE_SERVICE, serving_env.serving),
+    )
+    port = free_port()
+    args, env = mlserver_image.args(bundle, port)
+    with running(
+        mlserver_image.engine, mlserver_image.ref, *args, env={**env, **redis_env(serving_env)}
+    ) as name:
+        wait_healthy(mlserver_image.engine, name, HEALTHY_WITHIN_S)
+        ids = frame[ENTITY_KEY].tolist()[:N_CUSTOMERS]
+        served = probabilities(f"http://127.0.0.1:{port}", ids)
+    expected = load_model(bundle / MODEL_DIR).predict_proba(frame.head(N_CUSTOMERS))
+    delta = np.abs(np.array([served[i] for i in ids]) - expected)
+    assert delta.max() < 1e-6, delta.max()
