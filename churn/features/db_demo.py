@@ -85,8 +85,9 @@ def day_two(
     customer_db.mark_churned(engine, tables, churners, day)
     stayers = seeded.loc[seeded[LABEL] == 0, ENTITY_KEY].to_numpy()
     picked = rng.choice(stayers, size=config.plan_changes + config.broken_rows, replace=False)
-    for cid in picked[: config.plan_changes]:  # month-to-month -> one year, or back
-        contract = "One year" if rng.random() < 0.5 else "Month-to-month"
+    contracts = seeded.set_index(ENTITY_KEY)["contract"]
+    for cid in picked[: config.plan_changes]:  # month-to-month -> one year, else back
+        contract = "One year" if contracts[cid] == "Month-to-month" else "Month-to-month"
         customer_db.update_columns(
             engine, tables, Role.SUBSCRIPTIONS, str(cid), {"contract_type": contract}
         )
