@@ -13,7 +13,7 @@ ZENML := $(VENV)/bin/zenml
 # MLflow. `source .venv/bin/activate` sets the same variable for direct zenml commands.
 export ZENML_CONFIG_PATH ?= $(CURDIR)/.churn/zenml
 
-.PHONY: help setup lock redis-start redis-stop redis-status features lookup stack-local stack-eks feature-pipeline training-pipeline training-pipeline-thorough deployment-pipeline serve-status serve-stop predict batch-pipeline drift-pipeline champion mlflow-ui zenml-ui dashboard demo test crds lint format bench images wheelhouse base-image k8s-render seldon-manifests clean-state twin-up twin-status twin-down twin-demo kpi-pipeline loop-demo db-start db-stop db-daily db-demo
+.PHONY: help setup lock redis-start redis-stop redis-status features lookup stack-local stack-eks feature-pipeline training-pipeline training-pipeline-thorough deployment-pipeline serve-status serve-stop predict batch-pipeline drift-pipeline champion mlflow-ui zenml-ui dashboard demo test crds lint format bench images wheelhouse base-image k8s-render seldon-manifests clean-state twin-up twin-status twin-down twin-demo kpi-pipeline loop-demo db-start db-stop db-seed db-daily db-demo
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -93,6 +93,9 @@ db-start: setup ## start the customer database (the twin's PostgreSQL, database 
 
 db-stop: ## stop the customer database's PostgreSQL (the twin's: make twin-down stops it too)
 	@$(PY) -m churn.data.customer_db stop
+
+db-seed: setup ## (re)create the customer database's tables with Telco (CHURN_TELCO_CSV) or synthetic customers as of today
+	@$(PY) -m churn.data.customer_db seed
 
 # For cron: `30 2 * * * make -C /path/to/churn-mlops db-daily >> /var/log/churn-daily.log 2>&1`
 # (today's snapshot in UTC; README "Daily snapshots from the customer database" for backfills).

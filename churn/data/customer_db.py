@@ -21,11 +21,12 @@ import argparse
 import io
 import sys
 from collections.abc import Mapping, Sequence
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any, Final
 
 import pandas as pd
 import sqlalchemy as sa
+import yaml
 from sqlalchemy.engine import Engine, make_url
 
 from churn import twin
@@ -38,9 +39,13 @@ from churn.data.database import (
     encode,
     source_metadata,
 )
+from churn.data.synthetic import generate
+from churn.data.telco import load_telco
 from churn.schema import ENTITY_KEY
+from churn.settings import PROJECT_ROOT, get_settings
 
 DATABASE: Final = "customers"
+PIPELINE_CONFIG: Final = PROJECT_ROOT / "configs" / "daily_snapshot_pipeline.yaml"
 
 
 def server_url(cfg: twin.TwinConfig, creds: twin.Credentials, database: str = DATABASE) -> str:
@@ -141,10 +146,31 @@ def _qualified(tables: SourceTables, name: str) -> str:
     return f'"{tables.db_schema}"."{name}"' if tables.db_schema else f'"{name}"'
 
 
+def seed_customers(n_synthetic: int, seed: int) -> pd.DataFrame:
+    """Schema rows to seed with: the Telco customers when CHURN_TELCO_CSV or
+    CHURN_TELCO_URL is set, else `n_synthetic` synthetic ones (labels included)."""
+    settings = get_settings()
+    if settings.telco_csv is not None or settings.telco_url is not None:
+        return load_telco()
+    return generate(n_synthetic, seed=seed)
+
+
+def configured_tables() -> SourceTables:
+    """The table names of configs/daily_snapshot_pipeline.yaml (their one home)."""
+    config = yaml.safe_load(PIPELINE_CONFIG.read_text(encoding="utf-8"))
+    return SourceTables(**config["parameters"]["source"]["tables"])
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """`start` / `stop` the local server, `env`: print CHURN_CUSTOMER_DB_URL for a shell."""
+    """`start` / `stop` the local server, `env`: print CHURN_CUSTOMER_DB_URL for a shell,
+    `seed`: (re)create the tables with Telco or synthetic customers as of --day."""
     parser = argparse.ArgumentParser(prog="python -m churn.data.customer_db")
-    parser.add_argument("action", choices=["start", "stop", "env"])
+    parser.add_argument("action", choices=["start", "stop", "env", "seed"])
+    parser.add_argument(
+        "--day", type=date.fromisoformat, default=None, help="seed: as of (UTC today)"
+    )
+    parser.add_argument("--customers", type=int, default=10_000, help="seed: synthetic customers")
+    parser.add_argument("--seed", type=int, default=0, help="seed: the generator's seed")
     args = parser.parse_args(argv)
     if args.action == "stop":
         stop()
@@ -152,6 +178,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     url = start()
     if args.action == "env":
         sys.stdout.write(f"export CHURN_CUSTOMER_DB_URL='{url}'\n")
+    elif args.action == "seed":
+        day = args.day or datetime.now(UTC).date()
+        engine = create_engine(url)
+        rows = seed(engine, configured_tables(), seed_customers(args.customers, args.seed), day)
+        engine.dispose()
+        sys.stdout.write(f"seeded {rows} customers as of {day} into {DATABASE}\n")
     else:
         shown = create_engine(url).url.render_as_string(hide_password=True)
         sys.stdout.write(f"customer database up: {shown}\n")

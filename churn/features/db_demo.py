@@ -35,7 +35,6 @@ from churn.data import customer_db
 from churn.data.database import Role, SourceTables, create_engine
 from churn.data.quarantine import quarantine_path, read_quarantine
 from churn.data.synthetic import generate
-from churn.data.telco import load_telco
 from churn.features.daily import QUARANTINE_SOURCE
 from churn.loop.demo import champion_lines, demo_environment, pipeline_config
 from churn.schema import ENTITY_KEY, EVENT_TIMESTAMP, LABEL
@@ -66,14 +65,6 @@ def load_config(path: Path = DEMO_CONFIG) -> DbDemoConfig:
     raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     raw["day1"] = date.fromisoformat(str(raw["day1"]))
     return DbDemoConfig(**raw)
-
-
-def seed_customers(config: DbDemoConfig) -> pd.DataFrame:
-    """Telco customers when the CSV is configured, else synthetic ones (with labels)."""
-    settings = get_settings()
-    if settings.telco_csv is not None or settings.telco_url is not None:
-        return load_telco()
-    return generate(config.synthetic_customers, seed=config.seed)
 
 
 def day_two(
@@ -167,7 +158,7 @@ def main() -> int:
         return run_pipeline("daily_snapshot_pipeline", path, env, log)
 
     mark = time.perf_counter()
-    seeded = seed_customers(config)
+    seeded = customer_db.seed_customers(config.synthetic_customers, config.seed)
     customer_db.seed(engine, tables, seeded, day1)
     stage(f"seed {len(seeded)} customers into {config.database}", time.perf_counter() - mark)
     stage(f"daily snapshot of {day1}", snapshot(day1))
