@@ -67,6 +67,11 @@ class Settings(BaseSettings):
         "the pipelines' registry and online store are the ones serving reads.",
     )
 
+    steps_image: str = Field(
+        default="churn-steps:0.1.0",
+        description="The pipeline-steps image; Feast's Kubernetes materialization Jobs "
+        "run it (feature_store.eks.yaml). The EKS ConfigMap sets the ECR image.",
+    )
     offline_store: Literal["duckdb", "file"] = Field(
         default="duckdb",
         description="Feast offline store over the parquet tables, for training sets and "
@@ -74,12 +79,13 @@ class Settings(BaseSettings):
         "offline_duckdb; bounded memory, reads s3:// tables too) or file (Feast's dask "
         "file store, the earlier default). Both give identical training sets.",
     )
-    materialization_engine: Literal["bulk", "local"] = Field(
+    materialization_engine: Literal["bulk", "local", "k8s"] = Field(
         default="bulk",
         description="Feast batch engine of `feast materialize` into Redis: bulk "
         "(churn.features.bulk_engine: Feast's values and keys, written in pipelined "
-        "batches) or local (Feast's own engine, the earlier default). Both write the "
-        "same bytes.",
+        "batches) or local (Feast's own engine, the earlier default), which write the "
+        "same bytes; k8s runs feature_store.eks.yaml's Kubernetes engine (EKS only: "
+        "elsewhere that yaml's k8s block is replaced by this setting's engine).",
     )
 
     @property

@@ -46,6 +46,8 @@ COPY pipelines/ pipelines/
 COPY feature_repo/ feature_repo/
 COPY configs/ configs/
 COPY dashboard/ dashboard/
+# Feast's k8s materialization Job runs `python main.py` here (feature_store.eks.yaml).
+COPY docker/feast_k8s_worker.py main.py
 RUN /opt/venv/bin/python -m compileall -q /app
 
 # ---------------------------------------------------------------- runtime

@@ -35,6 +35,7 @@ OFFLINE_STORE_TYPES: Final[dict[str, str]] = {
 BATCH_ENGINE_TYPES: Final[dict[str, str]] = {
     "bulk": "churn.features.bulk_engine.RedisBulkEngine",
     "local": "local",
+    "k8s": "k8s",
 }
 
 _VAR = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
@@ -54,6 +55,7 @@ def feast_env(settings: Settings) -> dict[str, str]:
         "CHURN_REDIS_DB": str(settings.redis_db),
         "CHURN_FEAST_OFFLINE_STORE": OFFLINE_STORE_TYPES[settings.offline_store],
         "CHURN_FEAST_BATCH_ENGINE": BATCH_ENGINE_TYPES[settings.materialization_engine],
+        "CHURN_STEPS_IMAGE": settings.steps_image,
     }
 
 

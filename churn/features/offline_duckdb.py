@@ -13,6 +13,13 @@ Why a subclass and not `offline_store: type: duckdb` as shipped (Feast 0.49):
   same one the prediction log uses; endpoint and credentials from the usual AWS
   variables), which DuckDB scans lazily with projection and filter push-down.
 
+- Feast's Kubernetes materialization engine asks the pulled rows for
+  `to_remote_storage()`; Feast's ibis job writes them as a Delta table (the
+  `deltalake` package, not installed) and then lists them with its S3 helper's
+  arguments swapped, so `batch_engine: k8s` cannot work with Feast's DuckDB store.
+  Here the rows are written as parquet parts of at most `staging_rows` rows under
+  `staging_location` (one part = one materialization pod), and their URIs returned.
+
 Everything else (the point-in-time join, TTLs, created-timestamp tie-break, on-demand
 views) is Feast's own ibis implementation. Select it in feature_store.yaml with
 `offline_store: type: churn.features.offline_duckdb.ChurnDuckDBOfflineStore`; the
@@ -22,6 +29,7 @@ views) is Feast's own ibis implementation. Select it in feature_store.yaml with
 from __future__ import annotations
 
 import itertools
+import uuid
 from datetime import datetime
 from typing import Any
 
@@ -36,6 +44,7 @@ from feast.infra.offline_stores.duckdb import (
 )
 from feast.infra.offline_stores.file_source import FileSource
 from feast.infra.offline_stores.ibis import (
+    IbisRetrievalJob,
     get_historical_features_ibis,
     pull_all_from_table_or_query_ibis,
     pull_latest_from_table_or_query_ibis,
@@ -44,7 +53,7 @@ from feast.infra.offline_stores.offline_store import RetrievalJob
 from feast.infra.registry.base_registry import BaseRegistry
 from feast.repo_config import RepoConfig
 from ibis.expr.types import Table
-from pydantic import StrictStr
+from pydantic import StrictInt, StrictStr
 
 from churn.features.env import OFFLINE_STORE_TYPES
 
@@ -52,9 +61,48 @@ _names = itertools.count()
 
 
 class ChurnDuckDBOfflineStoreConfig(DuckDBOfflineStoreConfig):
-    """Same options as Feast's DuckDB store (staging_location for saved datasets)."""
+    """Feast's DuckDB options (staging_location: where rows for Kubernetes
+    materialization pods are written, e.g. s3://bucket/churn/feast/staging) plus
+    staging_rows, the most rows one staged part (one pod) gets."""
 
     type: StrictStr = OFFLINE_STORE_TYPES["duckdb"]
+    staging_rows: StrictInt = 250_000
+
+
+class StagingError(RuntimeError):
+    """Rows cannot be staged for remote materialization (no staging_location)."""
+
+
+class StagedParquetJob(IbisRetrievalJob):
+    """Feast's ibis retrieval job whose remote copy is parquet parts, not a Delta table."""
+
+    staging_rows: int = 250_000
+
+    def to_remote_storage(self) -> list[str]:
+        """Write the rows as parquet parts under staging_location/<uuid>/; their URIs.
+
+        Every part is written whole by fsspec (an S3 PUT), so a pod never reads a
+        half-written file; an empty result stages no part (and starts no pod).
+        """
+        import fsspec
+        import pyarrow.parquet as pq
+
+        if not self.staging_location:
+            raise StagingError(
+                "offline_store.staging_location is not set: Kubernetes materialization "
+                "pods read the rows from there (e.g. s3://<bucket>/churn/feast/staging)"
+            )
+        table = self.to_arrow()
+        folder = f"{self.staging_location.rstrip('/')}/{uuid.uuid4()}"
+        fs, root = fsspec.core.url_to_fs(folder)
+        fs.makedirs(root, exist_ok=True)
+        uris = []
+        for index, start in enumerate(range(0, table.num_rows, self.staging_rows)):
+            name = f"part-{index:05d}.parquet"
+            with fs.open(f"{root}/{name}", "wb") as out:
+                pq.write_table(table.slice(start, self.staging_rows), out)
+            uris.append(f"{folder}/{name}")
+        return uris
 
 
 def read_parquet_source(data_source: DataSource, repo_path: str) -> Table:
@@ -98,8 +146,9 @@ class ChurnDuckDBOfflineStore(DuckDBOfflineStore):
         start_date: datetime,
         end_date: datetime,
     ) -> RetrievalJob:
-        """Latest row per entity in [start, end): what materialization loads."""
-        return pull_latest_from_table_or_query_ibis(
+        """Latest row per entity in [start, end): what materialization loads (its
+        remote copy, for Kubernetes materialization pods, is parquet: StagedParquetJob)."""
+        job = pull_latest_from_table_or_query_ibis(
             config=config,
             data_source=data_source,
             join_key_columns=join_key_columns,
@@ -110,6 +159,20 @@ class ChurnDuckDBOfflineStore(DuckDBOfflineStore):
             end_date=end_date,
             **_ibis_options(config),
         )
+        if not isinstance(job, IbisRetrievalJob):  # Feast's annotation is the base class
+            raise TypeError(f"Feast's ibis pull returned a {type(job).__name__}")
+        staged = StagedParquetJob(
+            table=job.table,
+            on_demand_feature_views=job.on_demand_feature_views,
+            full_feature_names=job.full_feature_names,
+            metadata=job.metadata,
+            data_source_writer=job.data_source_writer,
+            staging_location=job.staging_location,
+            staging_location_endpoint_override=job.staging_location_endpoint_override,
+            repo_path=job.repo_path,
+        )
+        staged.staging_rows = config.offline_store.staging_rows
+        return staged
 
     @staticmethod
     def get_historical_features(

@@ -46,7 +46,7 @@ from feast.repo_contents import RepoContents
 from feast.repo_operations import extract_objects_for_apply_delete, get_repo_files
 from pydantic import ValidationError
 
-from churn.features.env import feast_env, substitute
+from churn.features.env import BATCH_ENGINE_TYPES, feast_env, substitute
 from churn.features.feast_schema import offline_path
 from churn.features.names import FEATURE_SERVICE, source_name
 from churn.schema import ENTITY_KEY, EVENT_TIMESTAMP, Group, feature_names, model_input_names
@@ -121,12 +121,27 @@ def repo_config(
     path = repo_path / (yaml_file or settings.feature_store_yaml)
     env = {**(os.environ if environ is None else environ), **feast_env(settings)}
     raw = yaml.safe_load(substitute(path.read_text(), env, source=str(path)))
+    _select_batch_engine(raw, settings)
     try:
         config = RepoConfig(**raw)
     except ValidationError as e:
         raise FeastConfigError(e, path) from e  # type: ignore[no-untyped-call]
     config.repo_path = repo_path
     return config
+
+
+def _select_batch_engine(raw: dict[str, Any], settings: Settings) -> None:
+    """Run a yaml's Kubernetes engine only where CHURN_MATERIALIZATION_ENGINE=k8s.
+
+    feature_store.eks.yaml configures Feast's k8s engine (the EKS ConfigMap sets the
+    setting to k8s); the production twin and a laptop open the same file without a
+    cluster, so there the setting's in-process engine replaces it. The `feast` CLI
+    reads the yaml as written.
+    """
+    engine = raw.get("batch_engine")
+    kind = engine.get("type") if isinstance(engine, dict) else engine
+    if kind == "k8s" and settings.materialization_engine != "k8s":
+        raw["batch_engine"] = {"type": BATCH_ENGINE_TYPES[settings.materialization_engine]}
 
 
 def get_store(

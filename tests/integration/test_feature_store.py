@@ -222,8 +222,10 @@ def test_eks_config_validates_with_feast(env: FeatureEnv) -> None:
     )
     assert config.project == PROJECT
     assert config.registry.path == "s3://churn-artifacts/churn/feast/registry.db"
-    assert config.offline_store.type == "dask"
-    assert config.batch_engine.type == "local"
+    assert config.offline_store.type == "churn.features.offline_duckdb.ChurnDuckDBOfflineStore"
+    assert config.offline_store.staging_location == "s3://churn-artifacts/churn/feast/staging"
+    # Feast's k8s engine only where CHURN_MATERIALIZATION_ENGINE=k8s (tests/infra has its Jobs).
+    assert config.batch_engine.type == "churn.features.bulk_engine.RedisBulkEngine"
     nodes, params = RedisOnlineStore._parse_connection_string(config.online_store.connection_string)
     assert nodes == [
         {"host": "churn.abc123.use1.cache.amazonaws.com", "port": str(env.settings.redis_port)}
