@@ -9,8 +9,12 @@ each other's state where they say so.
 
 from __future__ import annotations
 
+import json
+import os
 import secrets
 import shutil
+import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,6 +24,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import sqlalchemy as sa
+import yaml
 from isolation import isolated_stack, redis_env
 from ports import free_port
 from sqlalchemy.engine import Engine
@@ -41,7 +46,7 @@ from churn.features.daily import QUARANTINE_SOURCE, DatabaseSnapshotSource, back
 from churn.features.pipeline import DataSource, run_feature_pipeline
 from churn.features.store import apply_repo, get_store, online_features
 from churn.schema import ENTITY_KEY, EVENT_TIMESTAMP, LABEL, LABEL_OBSERVED_AT, Group
-from churn.settings import Settings
+from churn.settings import PROJECT_ROOT, Settings
 from configs import pipeline_parameters
 
 pytestmark = pytest.mark.integration
@@ -356,3 +361,60 @@ def test_the_feature_pipeline_reads_the_database_as_a_source(
     for column in ("contract", "tenure", "total_charges", "senior_citizen", "partner"):
         assert online.loc[0, column] == expected[column], column
     engine.dispose()
+
+
+# -------------------------------------------------------- through zenml pipeline run
+
+
+def test_the_pipeline_reads_the_url_from_a_zenml_secret_and_reports_the_quarantine(
+    postgres: Postgres, source: DatabaseSnapshotSource, tmp_path: Path
+) -> None:
+    """`zenml pipeline run` in a fresh ZenML store: the URL only in the secret, one bad
+    row of 100 (at the 1% budget: ingested without it), the counts as step metadata."""
+    engine, _ = _seeded(postgres, source.tables, n=100)
+    _break(engine, source.tables, ["SYN-0000007"])
+    url = engine.url.render_as_string(hide_password=False)
+    engine.dispose()
+    config = yaml.safe_load((PROJECT_ROOT / "configs/daily_snapshot_pipeline.yaml").read_text())
+    config["parameters"]["source"]["url_secret"] = "customer_db_test"
+    config["parameters"]["day"] = DAY1.isoformat()
+    config_file = tmp_path / "daily.yaml"
+    config_file.write_text(yaml.safe_dump(config))
+    zenml = str(Path(sys.executable).with_name("zenml"))
+    with isolated_stack(redis_env(tmp_path / "home", "dbzen")) as (settings, _):
+        env = {
+            **os.environ,  # the stack's CHURN_HOME and Redis
+            "ZENML_CONFIG_PATH": str(tmp_path / "zenml"),
+            "ZENML_ANALYTICS_OPT_IN": "false",
+            "AUTO_OPEN_DASHBOARD": "false",
+        }
+        env.pop("CHURN_CUSTOMER_DB_URL", None)
+
+        def run(*args: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                args, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, check=False,
+                timeout=600,
+            )  # fmt: skip
+
+        assert run(zenml, "secret", "create", "customer_db_test", f"--url={url}").returncode == 0
+        done = run(
+            zenml, "pipeline", "run", "pipelines.daily_snapshot_pipeline.daily_snapshot_pipeline",
+            "-c", str(config_file),
+        )  # fmt: skip
+        assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+        account = read_offline_table("account", settings.offline_dir)
+        assert len(account) == 99 and "SYN-0000007" not in set(account[ENTITY_KEY])
+        online = online_features(get_store(settings=settings), ["SYN-0000008"]).to_frame()
+        assert online.loc[0, "tenure"] is not None
+        metadata = run(
+            sys.executable, "-c",
+            "import json; from zenml.client import Client; "
+            "run = Client().get_pipeline('daily_snapshot_pipeline').last_run; "
+            "print(json.dumps(run.steps['snapshot_customer_db'].run_metadata, default=str))",
+        )  # fmt: skip
+    figures = json.loads(metadata.stdout.strip().splitlines()[-1])
+    assert (figures["rows_read"], figures["quarantined_rows"], figures["changed_rows"]) == (
+        100,
+        1,
+        99,
+    )
