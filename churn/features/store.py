@@ -46,9 +46,10 @@ from feast.repo_contents import RepoContents
 from feast.repo_operations import extract_objects_for_apply_delete, get_repo_files
 from pydantic import ValidationError
 
+from churn.features.derived import DERIVED_INPUTS, derive
 from churn.features.env import BATCH_ENGINE_TYPES, feast_env, substitute
 from churn.features.feast_schema import offline_path
-from churn.features.names import FEATURE_SERVICE, source_name
+from churn.features.names import DERIVED_VIEW, FEATURE_SERVICE, source_name
 from churn.schema import ENTITY_KEY, EVENT_TIMESTAMP, Group, feature_names, model_input_names
 from churn.settings import FEATURE_REPO, Settings, get_settings
 
@@ -364,13 +365,17 @@ def historical_features(
             f"entity_df has {int(duplicated.sum())} duplicate ({ENTITY_KEY}, {EVENT_TIMESTAMP}) "
             f"pairs, e.g. {keys[duplicated].head(_EXAMPLES).to_dict('records')}"
         )
-    features = store.get_feature_service(service)
+    features, derived = _offline_plan(store, store.get_feature_service(service))
     parts: list[pd.DataFrame] = []
     missing: list[pd.DataFrame] = []
     for i in range(0, len(keys), chunk_rows):
         part, absent = _historical_chunk(
             store, entity_df.iloc[i : i + chunk_rows], keys.iloc[i : i + chunk_rows], features
         )
+        if derived and len(part):
+            computed = derive(part)
+            for name in derived:
+                part[name] = computed[name]
         parts.append(part)
         missing.append(absent)
     absent = pd.concat(missing, ignore_index=True)
@@ -386,8 +391,40 @@ def historical_features(
     return ordered
 
 
+def _offline_plan(
+    store: FeatureStore, service: FeatureService
+) -> tuple[FeatureService | list[str], list[str]]:
+    """What to ask Feast for offline, and which derived features to compute here.
+
+    Feast runs a python-mode on-demand view offline by converting the whole joined
+    table to Python lists and back: measured, 75% of a 250k-row training set's time
+    (9.3 of 12.5 s) for a transformation that takes 0.3 s on numpy columns. The
+    project's derived view runs churn.features.derived.derive, so its features are
+    computed here by that same function on the raw columns Feast returns (as serving
+    does online); a service with any other on-demand view goes through Feast whole.
+    """
+    odfvs = {v.name for v in store.list_on_demand_feature_views()}
+    projections = service.feature_view_projections
+    if any(p.name in odfvs and p.name != DERIVED_VIEW for p in projections):
+        return service, []
+    refs = [
+        f"{p.name_alias or p.name}:{f.name}"
+        for p in projections
+        if p.name not in odfvs
+        for f in p.features
+    ]
+    derived = [f.name for p in projections if p.name == DERIVED_VIEW for f in p.features]
+    raw = {ref.split(":", 1)[1] for ref in refs}
+    if derived and not set(DERIVED_INPUTS) <= raw:
+        return service, []  # Feast names the missing inputs
+    return refs, derived
+
+
 def _historical_chunk(
-    store: FeatureStore, entity_df: pd.DataFrame, keys: pd.DataFrame, features: FeatureService
+    store: FeatureStore,
+    entity_df: pd.DataFrame,
+    keys: pd.DataFrame,
+    features: FeatureService | list[str],
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """One Feast call: its rows in entity_df's order, and the keys Feast left out."""
     result = store.get_historical_features(entity_df=entity_df, features=features).to_df()

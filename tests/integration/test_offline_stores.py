@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
 import pandas as pd
 import pytest
 from feast import FeatureStore
@@ -28,7 +29,7 @@ from churn.features.names import FEATURE_SERVICE
 from churn.features.offline_duckdb import ChurnDuckDBOfflineStore
 from churn.features.pipeline import apply_features
 from churn.features.store import get_store, historical_features
-from churn.schema import ENTITY_KEY, EVENT_TIMESTAMP, LABEL, feature_names
+from churn.schema import DERIVED_FEATURES, ENTITY_KEY, EVENT_TIMESTAMP, LABEL, feature_names
 from churn.settings import Settings, get_settings
 
 pytestmark = pytest.mark.integration
@@ -109,3 +110,19 @@ def test_training_sets_are_identical(stores: Stores) -> None:
     assert keyed.loc[later.index, "monthly_charges"].tolist() == fixed.tolist()
     assert by_duckdb[LABEL].tolist() == stores.entity[LABEL].tolist()
     assert by_duckdb[feature_names()].notna().all(axis=None)
+
+
+def test_derived_features_equal_feasts_on_demand_view(stores: Stores) -> None:
+    """historical_features computes the derived view with derive() on Feast's raw
+    columns; Feast's own offline on-demand transformation gives the same frame."""
+    entity = stores.entity.head(3000)
+    ours = historical_features(stores.duckdb, entity, service=FEATURE_SERVICE)
+    service = stores.duckdb.get_feature_service(FEATURE_SERVICE)
+    feasts = stores.duckdb.get_historical_features(entity_df=entity, features=service).to_df()
+    keys = [ENTITY_KEY, EVENT_TIMESTAMP]
+    feasts = feasts.set_index(keys).loc[pd.MultiIndex.from_frame(ours[keys])].reset_index()
+    derived = [d.name for d in DERIVED_FEATURES]
+    assert list(ours.columns) == list(feasts.columns)
+    for name in derived:
+        assert ours[name].dtype == feasts[name].dtype, name
+        np.testing.assert_array_equal(ours[name].to_numpy(), feasts[name].to_numpy(), name)
