@@ -1,5 +1,6 @@
 """Step: daily snapshots of the customer database (churn.features.daily), one day or a backfill."""
 
+import logging
 from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
@@ -7,10 +8,11 @@ from zenml import log_metadata, step
 from zenml.client import Client
 
 from churn.data.database import DatabaseError, create_engine
-from churn.features.daily import DatabaseSnapshotSource, backfill
+from churn.features.daily import DatabaseSnapshotSource, DayReport, backfill
 from churn.settings import get_settings
 
 URL_KEY = "url"
+logger = logging.getLogger(__name__)
 
 
 def database_url(source: DatabaseSnapshotSource) -> str:
@@ -36,6 +38,20 @@ def run_days(day: str | None, backfill_from: str | None) -> tuple[date, date]:
     return first, last
 
 
+def _report_line(report: DayReport) -> None:
+    """One line per day in the step's log: what was read, quarantined and written."""
+    logger.info(
+        "%s: read %d rows, quarantined %d (%.2f%%; %s), wrote %d changed rows and %d labels",
+        report.day,
+        report.rows_read,
+        report.quarantined_rows,
+        100 * report.quarantine_share,
+        report.quarantine_counts or "none",
+        report.changed_rows,
+        report.labels,
+    )
+
+
 @step
 def snapshot_customer_db(
     source: DatabaseSnapshotSource, day: str | None, backfill_from: str | None
@@ -44,7 +60,7 @@ def snapshot_customer_db(
     first, last = run_days(day, backfill_from)
     engine = create_engine(database_url(source))
     try:
-        reports = backfill(engine, source, first, last, get_settings())
+        reports = backfill(engine, source, first, last, get_settings(), on_day=_report_line)
     finally:
         engine.dispose()
     summaries = [r.summary() for r in reports]
