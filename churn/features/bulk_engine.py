@@ -17,7 +17,8 @@ semantics and removes that per-value work:
   written gets `_ts:view` and every feature field in one HSET, plus EXPIRE when the
   online store sets key_ttl_seconds;
 - commands go to Redis as pre-encoded RESP in large pipelined batches over one
-  connection of Feast's own Redis client (its host, TLS, password and db).
+  connection of Feast's own Redis client (its host, TLS, password and db); replies
+  are parsed by hiredis.
 
 Select it in feature_store.yaml (`batch_engine: type:
 churn.features.bulk_engine.RedisBulkEngine`); `feast materialize` and
@@ -131,22 +132,50 @@ def _stored_seconds(replies: Sequence[bytes | None]) -> npt.NDArray[np.int64]:
 
 
 class _Pipe:
-    """Pre-encoded RESP commands over one connection of Feast's Redis client."""
+    """Pre-encoded RESP commands over one connection of Feast's Redis client.
+
+    The connection comes from Feast's client (host, TLS, AUTH and db already set up);
+    replies are parsed by hiredis straight off its socket, one C call per reply,
+    instead of redis-py's per-reply Python path (2 us each: 1.5M replies per 250k
+    customers, measured). The connection is used by nothing else meanwhile.
+    """
+
+    _RECV = 1 << 20
 
     def __init__(self, client: Any) -> None:
         self._pool = client.connection_pool
         self._conn = self._pool.get_connection("HSET")
 
     def run(self, payload: bytes, n_replies: int) -> list[Any]:
-        """Send the commands in one write, read their replies in order."""
-        self._conn.send_packed_command([payload], check_health=False)
-        replies = [self._conn.read_response() for _ in range(n_replies)]
+        """Send the commands in one write, read their replies in order.
+
+        Raises BulkEngineError naming the first error reply, ConnectionError when
+        Redis closes the connection.
+        """
+        import hiredis
+
+        sock = self._conn._sock  # connected by get_connection
+        sock.sendall(payload)
+        reader = hiredis.Reader()
+        replies: list[Any] = []
+        while len(replies) < n_replies:
+            data = sock.recv(self._RECV)
+            if not data:
+                raise ConnectionError(
+                    f"Redis closed the connection after {len(replies)} of {n_replies} replies"
+                )
+            reader.feed(data)
+            reply = reader.gets()
+            while reply is not False:
+                replies.append(reply)
+                reply = reader.gets()
         errors = [r for r in replies if isinstance(r, Exception)]
         if errors:
             raise BulkEngineError(f"Redis refused {len(errors)} command(s): {errors[0]}")
         return replies
 
     def close(self) -> None:
+        """Return the connection to Feast's client's pool."""
         self._pool.release(self._conn)
 
 
