@@ -103,7 +103,7 @@ db-daily: setup redis-start ## daily snapshot pipeline: today's snapshot of the 
 	@if [ -z "$$CHURN_CUSTOMER_DB_URL" ]; then eval "$$($(PY) -m churn.data.customer_db env)"; fi && \
 	  $(ZENML) pipeline run pipelines.daily_snapshot_pipeline.daily_snapshot_pipeline -c configs/daily_snapshot_pipeline.yaml
 
-db-demo: setup redis-start ## customer database end to end: seed PostgreSQL, two daily snapshots, training (.churn/db-demo)
+db-demo: setup ## customer database end to end: seed PostgreSQL, two daily snapshots, training (.churn/db-demo, own Redis)
 	@$(PY) -m churn.features.db_demo
 
 mlflow-ui: setup ## MLflow UI on http://localhost:5000 over this checkout's tracking store

@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from churn import console
+from churn import console, redis_local
 from churn.data import customer_db
 from churn.data.database import Role, SourceTables, create_engine
 from churn.data.quarantine import quarantine_path, read_quarantine
@@ -38,7 +38,7 @@ from churn.data.synthetic import generate
 from churn.features.daily import QUARANTINE_SOURCE
 from churn.loop.demo import champion_lines, demo_environment, pipeline_config
 from churn.schema import ENTITY_KEY, EVENT_TIMESTAMP, LABEL
-from churn.settings import PROJECT_ROOT, get_settings
+from churn.settings import PROJECT_ROOT, Settings, get_settings
 
 DEMO_CONFIG: Final = PROJECT_ROOT / "configs" / "db_demo.yaml"
 DAILY_CONFIG: Final = PROJECT_ROOT / "configs" / "daily_snapshot_pipeline.yaml"
@@ -57,6 +57,7 @@ class DbDemoConfig:
     new_customers: int
     plan_changes: int
     broken_rows: int
+    redis_port: int
     pipelines: dict[str, dict[str, Any]]
 
 
@@ -134,9 +135,22 @@ def main() -> int:
     shutil.rmtree(home, ignore_errors=True)
     home.mkdir(parents=True)
     url = customer_db.start(database=config.database)
+    # Its own home and Redis: the demo's customers and days never reach the stores
+    # that `make demo` and serving use.
     os.environ["CHURN_HOME"] = str(home)
+    os.environ["CHURN_REDIS_PORT"] = str(config.redis_port)
     get_settings.cache_clear()
     settings = get_settings()
+    redis = redis_local.config_from_settings(settings)
+    redis_local.start(redis)
+    try:
+        return _run(config, settings, url, home, began)
+    finally:
+        redis_local.stop(redis)
+
+
+def _run(config: DbDemoConfig, settings: Settings, url: str, home: Path, began: float) -> int:
+    """The demo's stages, in the demo's home (main() set it up)."""
     env = {**demo_environment(home), "CHURN_CUSTOMER_DB_URL": url}
     daily = yaml.safe_load(DAILY_CONFIG.read_text())["parameters"]
     source = {**daily["source"], **config.pipelines["daily_snapshot_pipeline"]}
