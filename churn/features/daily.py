@@ -70,7 +70,14 @@ from churn.data.quarantine import (
 )
 from churn.data.timestamps import UTC_DTYPE
 from churn.features.store import MaterializationReport, materialize, materialize_incremental
-from churn.schema import ENTITY_KEY, EVENT_TIMESTAMP, LABEL, LABEL_OBSERVED_AT, Group
+from churn.schema import (
+    CREATED_TIMESTAMP,
+    ENTITY_KEY,
+    EVENT_TIMESTAMP,
+    LABEL,
+    LABEL_OBSERVED_AT,
+    Group,
+)
 from churn.settings import Settings
 
 QUARANTINE_SOURCE = "customer_db"
@@ -232,7 +239,7 @@ def latest_rows(offline_dir: Path, before: pd.Timestamp) -> pd.DataFrame:
         path = table_path(group.value, offline_dir)
         if not path.exists():
             return pd.DataFrame()
-        columns = [c for c in table_columns(group.value) if c != "created_timestamp"]
+        columns = [c for c in table_columns(group.value) if c != CREATED_TIMESTAMP]
         table = pd.read_parquet(path, columns=columns, filters=[(EVENT_TIMESTAMP, "<", before)])
         table = table.sort_values(EVENT_TIMESTAMP, kind="stable")
         table = table.drop_duplicates(ENTITY_KEY, keep="last").set_index(ENTITY_KEY)
