@@ -10,7 +10,8 @@ churn.data.customer_db env` prints it) or a ZenML secret, never through code.
 
 Seeding writes schema rows (the Telco CSV, the synthetic generator) into the
 source tables through the inverse of the declarative mapping
-(churn.data.database.encode) with COPY: 1M customers in seconds. The change
+(churn.data.database.encode) with COPY: 1M generated customers in 28 s
+(benchmarks/db_ingest_bench.py, under load). The change
 helpers (`mark_churned`, `add_customers`, `update_columns`) are what the demo and
 the tests use to make a day happen in the database.
 """

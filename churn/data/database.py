@@ -11,8 +11,8 @@ and how its value is decoded; everything else is built from it:
 - `check_source_schema()`: a missing or renamed table or column fails the run with
   SchemaDriftError naming it (and the columns that appeared instead);
 - `read_active()`: one SQL query for the customers active on day D (signed up on or
-  before D, not churned on or before D), read with PostgreSQL's COPY (1M rows in
-  seconds, where row-by-row fetching takes a minute);
+  before D, not churned on or before D), read with PostgreSQL's COPY: one text
+  stream parsed by pandas' C reader, no Python object per row from the driver;
 - `decode()`: database values -> the project's schema (booleans -> "Yes"/"No" or
   0/1, signup date -> tenure in whole months as of D), still unvalidated: the
   contract and the quarantine (churn.data.quarantine) judge the rows;
