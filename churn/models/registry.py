@@ -484,6 +484,8 @@ def _noise_aware(
     if promoted:
         _set_champion(client, name, version, previous=str(champion.version))
         reason = f"{text}: above {min_improvement}, the challenger is promoted"
+    elif diff.high < 0.0:
+        reason = f"{text}: not above {min_improvement}, the challenger is worse: the champion stays"
     else:
         reason = f"{text}: not above {min_improvement}, within the noise: the champion stays"
     out: PromotionDecision = decision(promoted, champion_value, True, reason)

@@ -104,6 +104,19 @@ def check_space(
                 f"param_grid point {dict(point)} of {kind!r} sets {outside}, which the search "
                 f"space does not tune; add them to search.space.{kind}"
             )
+        for name, value in point.items():
+            if not _within(space[name], value):
+                raise ValueError(
+                    f"param_grid point {dict(point)} of {kind!r}: {name}={value!r} is outside "
+                    f"search.space.{kind}.{name} {dict(space[name])}"
+                )
+
+
+def _within(spec: Mapping[str, Any], value: Any) -> bool:
+    """Whether a grid value lies in its parameter's search range (or choices)."""
+    if "choices" in spec:
+        return value in list(spec["choices"])
+    return bool(spec["low"] <= value <= spec["high"])
 
 
 def run_search(

@@ -50,6 +50,16 @@ def test_the_search_starts_from_the_grid_and_runs_its_trial_budget(split: Split)
 
 def test_a_grid_point_outside_the_space_is_refused(split: Split) -> None:
     budget = SearchBudget(n_trials=2, timeout_s=60, space=SPACE)
+    with pytest.raises(ValueError, match="outside"):
+        train_candidate(
+            "lightgbm",
+            split.X_train,
+            split.y_train,
+            [{"num_leaves": 64}],
+            seed=SEED,
+            cv_folds=3,
+            search=budget,
+        )
     with pytest.raises(ValueError, match="max_depth"):
         train_candidate(
             "lightgbm",

@@ -6,6 +6,7 @@ from typing import Any
 
 import yaml
 
+from churn.models.search import check_space
 from churn.settings import PROJECT_ROOT
 
 CONFIGS = PROJECT_ROOT / "configs"
@@ -36,3 +37,4 @@ def test_every_family_has_a_search_space_and_starting_points() -> None:
         space = default["search"]["space"][kind]
         for point in points:
             assert set(point) <= set(space), (kind, point)
+            check_space(kind, space, [point])  # every value inside its range
