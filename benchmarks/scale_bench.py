@@ -69,6 +69,15 @@ class Figure:
     note: str
 
 
+class StageFailedError(RuntimeError):
+    """A stage's process exited non-zero; `reason` is its last error line."""
+
+    def __init__(self, stage: str, code: int, output: str) -> None:
+        errors = [line.strip() for line in output.splitlines() if "Error" in line]
+        self.reason = errors[-1][:200] if errors else f"exit {code}"
+        super().__init__(f"stage {stage} failed (exit {code}):\n{output[-4000:]}")
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -96,7 +105,12 @@ def _run_stage(argv: Sequence[str], env: Mapping[str, str]) -> tuple[float, floa
     """Run one stage process; (seconds, peak RSS in GB of it and its children, its note)."""
     began = time.perf_counter()
     proc = subprocess.Popen(
-        list(argv), env=dict(env), cwd=PROJECT_ROOT, stdout=subprocess.PIPE, text=True
+        list(argv),
+        env=dict(env),
+        cwd=PROJECT_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     assert proc.stdout is not None
     output = proc.stdout.read()
@@ -104,7 +118,7 @@ def _run_stage(argv: Sequence[str], env: Mapping[str, str]) -> tuple[float, floa
     proc.returncode = os.waitstatus_to_exitcode(status)
     seconds = time.perf_counter() - began
     if proc.returncode != 0:
-        raise RuntimeError(f"stage {argv[-1]} failed (exit {proc.returncode}):\n{output[-4000:]}")
+        raise StageFailedError(argv[-1], proc.returncode, output)
     notes = [line.removeprefix("NOTE ") for line in output.splitlines() if line.startswith("NOTE ")]
     return seconds, usage.ru_maxrss * 1024 / 1e9, "; ".join(notes)
 
@@ -232,7 +246,12 @@ def run_all(args: argparse.Namespace) -> list[Figure]:
                     figures.append(Figure(stage, None, None, note))
                     print(f"{stage}: {note}", flush=True)
                     continue
-            seconds, peak, note = _run_stage(_stage_argv(stage, args, home), stage_env)
+            try:
+                seconds, peak, note = _run_stage(_stage_argv(stage, args, home), stage_env)
+            except StageFailedError as e:  # later stages may still run; the table says so
+                figures.append(Figure(stage, None, None, f"FAILED: {e.reason}"))
+                print(f"{stage}: FAILED\n{e}", flush=True)
+                continue
             figures.append(Figure(stage, seconds, peak, note))
             print(f"{stage}: {seconds:.1f} s, peak RSS {peak:.2f} GB  {note}", flush=True)
     finally:
