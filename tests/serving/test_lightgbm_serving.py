@@ -31,7 +31,7 @@ from churn.models.candidates import train_candidate
 from churn.models.reasons import feature_contributions
 from churn.models.serialize import load_model
 from churn.monitoring.batch import Champion, score_customers
-from churn.schema import ENTITY_KEY, EVENT_TIMESTAMP, LABEL, model_input_names
+from churn.schema import ENTITY_KEY, EVENT_TIMESTAMP, LABEL, feature_names, model_input_names
 from deployment import local_server
 from deployment.bundle import build_bundle_from_pipeline
 from serving.bundle import MODEL_DIR
@@ -146,3 +146,22 @@ def test_reasons_are_lightgbm_log_odds_of_the_raw_model(served: Served) -> None:
     calibrated = model.predict_proba(rows)
     assert np.max(np.abs(calibrated - raw_p)) > 1e-3
     assert math.isclose(out["churn_probability"][0], calibrated[0], abs_tol=1e-6)
+
+
+def test_the_dashboards_what_if_scores_like_the_endpoint(served: Served) -> None:
+    """The what-if (dashboard.champion.score_features) on a customer's unchanged raw
+    features gives the served calibrated probability and the same top reasons."""
+    from dashboard.champion import score_features
+
+    customer = served.frame.iloc[3]
+    payload = _infer(served, [str(customer[ENTITY_KEY])], reasons=True, top_k=3)
+    out = _outputs(payload)
+    model = load_model(served.bundle / MODEL_DIR)
+    raw = {name: customer[name] for name in feature_names()}
+    what_if = score_features(model, THRESHOLD, raw, top_k=3)
+    assert abs(what_if.probability - out["churn_probability"][0]) < 1e-6
+    assert what_if.label == out["churn_label"][0]
+    served_reasons = json.loads(out["reasons"][0])
+    assert [r.feature for r in what_if.reasons] == [r["feature"] for r in served_reasons]
+    for mine, theirs in zip(what_if.reasons, served_reasons, strict=True):
+        assert abs(mine.contribution - theirs["contribution"]) < 1e-5
