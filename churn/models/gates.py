@@ -30,7 +30,8 @@ of behavioural testing (Ribeiro et al., "Beyond Accuracy", 2020):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import dataclasses
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
@@ -403,6 +404,39 @@ def run_gates(
         *gate_slices(X, labels, scores, threshold, config),
     ]
     return results
+
+
+def gate_families(
+    models: Mapping[str, ProbabilisticModel],
+    thresholds: Mapping[str, float],
+    ranking: Mapping[str, float],
+    X_test: pd.DataFrame,  # noqa: N803
+    y_test: Any,
+    config: GateConfig,
+) -> tuple[str, dict[str, list[GateResult]]]:
+    """(the best-ranked family that passes every gate, every family's gate results).
+
+    Why every family: a family that ranks best on the repeated evaluation may still
+    fail a behavioural gate, and the next one that passes is then fit to serve; the
+    results say which families were passed over and why. Raises GateFailure naming
+    every failed gate of every family when none passes.
+    """
+    results = {
+        kind: run_gates(model, X_test, y_test, thresholds[kind], config)
+        for kind, model in models.items()
+    }
+    ranked = sorted(models, key=lambda kind: -ranking[kind])
+    for kind in ranked:
+        if all(r.passed for r in results[kind]):
+            return kind, results
+    raise GateFailure(
+        [
+            dataclasses.replace(r, message=f"{kind}: {r.message}")
+            for kind in ranked
+            for r in results[kind]
+            if not r.passed
+        ]
+    )
 
 
 def enforce(results: Sequence[GateResult]) -> None:
