@@ -25,7 +25,9 @@ of behavioural testing (Ribeiro et al., "Beyond Accuracy", 2020):
   senior_citizen, internet_service) with at least `slice_min_rows` rows and
   `slice_min_positives` churners may fall below the floors. The positives minimum
   keeps a slice with a handful of churners (two-year contracts) from failing on noise;
-  the recall floor is low on purpose (see `slice_min_recall` in the training YAML).
+  the recall floor is low on purpose and skips slices churning at less than
+  `slice_recall_min_churn_ratio` of the overall rate (low-risk segments flag few
+  churners at one global threshold by design; see the training YAML).
 """
 
 from __future__ import annotations
@@ -130,6 +132,7 @@ class GateConfig:
     slice_min_positives: int
     slice_min_roc_auc: float
     slice_min_recall: float
+    slice_recall_min_churn_ratio: float
     seed: int
 
 
@@ -334,12 +337,18 @@ def gate_slices(
         and s.positives >= config.slice_min_positives
         and s.n - s.positives > 0
     ]
+    labels = np.asarray(y).astype(bool)
+    min_rate = config.slice_recall_min_churn_ratio * float(labels.mean()) if len(labels) else 0.0
+    checked = {
+        "roc_auc": eligible,
+        "recall": [s for s in eligible if s.positives / s.n >= min_rate],
+    }
     results = []
     for metric, floor in (
         ("roc_auc", config.slice_min_roc_auc),
         ("recall", config.slice_min_recall),
     ):
-        values = [(getattr(s, metric), f"{s.feature}={s.value}") for s in eligible]
+        values = [(getattr(s, metric), f"{s.feature}={s.value}") for s in checked[metric]]
         if not values:
             results.append(
                 GateResult(
