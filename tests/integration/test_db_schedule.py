@@ -7,10 +7,10 @@ schedule, uses the prebuilt step image, uploads the code to S3 (the twin's moto
 server stands in), and stops where a local ZenML store must: a remote orchestrator
 needs a ZenML server (`zenml login`), which is what submits the CronJob on EKS.
 
-Two stand-ins, both outside the schedule's path: a kubeconfig whose context names
-the stack's (the orchestrator validates it exists; its server is never called), and
-the container registry's flavor `default` for `aws`: the aws flavor imports
-sagemaker and aws-profile-manager, which this environment does not install.
+One stand-in, outside the schedule's path: a kubeconfig whose context names the
+stack's (the orchestrator validates it exists; its server is never called). The
+stack file is imported as committed (its container registry flavor is `default`: the
+`aws` flavor imports sagemaker and aws-profile-manager, which are not installed).
 """
 
 from __future__ import annotations
@@ -118,7 +118,7 @@ def test_the_eks_schedule_registers_without_a_cluster(
     stack = render_stack("eks", stack_variables(churn_env, eks_env))
     assert "flavor: kubernetes" in stack
     stack_file = tmp_path / "eks.yaml"
-    stack_file.write_text(stack.replace("flavor: aws", "flavor: default"))
+    stack_file.write_text(stack)
     for args in (["stack", "import", "eks", "-f", str(stack_file)], ["stack", "set", "eks"]):
         done = _run([zenml, *args], eks_env)
         assert done.returncode == 0, done.stdout + done.stderr
