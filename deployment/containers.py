@@ -49,6 +49,9 @@ WHEELHOUSE_SCRIPT: Final = PROJECT_ROOT / "scripts" / "wheelhouse.sh"
 OFFICIAL_BASE: Final = "python:3.11.15-slim-bookworm"
 # The tag changes with BASE_PACKAGES: an existing stand-in is never rebuilt in place.
 LOCAL_BASE: Final = "localhost/churn-python:3.11-bookworm-2"
+# The official image with what it lacks (docker/base.Dockerfile: libgomp1), built with
+# the network before the offline image builds.
+OFFICIAL_WITH_LIBS: Final = "localhost/churn-python:3.11.15-slim-bookworm-libgomp1"
 # docker/docker-compose.yml's Redis (CHURN_REDIS_IMAGE overrides it), and the stand-in
 # from Debian's redis-server package when that cannot be pulled.
 REDIS_IMAGE: Final = "redis:7.4.1-bookworm"
@@ -279,8 +282,18 @@ def _python_layout(rootfs: Path) -> None:
 
 
 def python_image(engine: Engine) -> str:
-    """The base for PYTHON_IMAGE: the official image if present or pullable, else the local one."""
-    return _official_or_standin(engine, OFFICIAL_BASE, LOCAL_BASE, build_base_image)
+    """The base for PYTHON_IMAGE: the official image plus libgomp1 (docker/base.Dockerfile)
+    if the official one is present or pullable, else the debootstrapped stand-in."""
+    base = _official_or_standin(engine, OFFICIAL_BASE, LOCAL_BASE, build_base_image)
+    if base != OFFICIAL_BASE:
+        return base
+    if not engine.image_exists(OFFICIAL_WITH_LIBS):
+        _say(f"containers: building {OFFICIAL_WITH_LIBS} ({OFFICIAL_BASE} + libgomp1)")
+        engine.run(
+            "build", "-t", OFFICIAL_WITH_LIBS, "--build-arg", f"OFFICIAL={OFFICIAL_BASE}",
+            "-f", str(DOCKER_DIR / "base.Dockerfile"), str(DOCKER_DIR), timeout=900,
+        )  # fmt: skip
+    return OFFICIAL_WITH_LIBS
 
 
 def redis_image(engine: Engine) -> str:

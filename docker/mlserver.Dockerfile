@@ -8,7 +8,8 @@
 #   - a plain container (docker-compose): MLServer configured from MLSERVER_MODEL_*
 #     below, serving the bundle mounted at /mnt/models.
 #
-#   docker build -f docker/mlserver.Dockerfile -t churn-mlserver:0.1.0 .
+#   make images   (or: docker build -t churn-python-base -f docker/base.Dockerfile docker &&
+#    docker build --build-arg PYTHON_IMAGE=churn-python-base -f docker/mlserver.Dockerfile -t churn-mlserver:0.1.0 .)
 #
 # Installs docker/requirements.serving.txt: what the serving runtimes import, at the
 # versions of requirements.lock (the steps image carries the whole runtime set).
@@ -48,6 +49,10 @@ FROM ${PYTHON_IMAGE}
 LABEL org.opencontainers.image.title="churn-mlserver" \
       org.opencontainers.image.description="MLServer with the churn-mlops runtimes" \
       org.opencontainers.image.licenses="Apache-2.0"
+# LightGBM links libgomp.so.1 from the base: fail here, not at the first import.
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+RUN ldconfig -p | grep -q "libgomp.so.1 " \
+    || { echo "PYTHON_IMAGE lacks libgomp1: build it from docker/base.Dockerfile first" >&2; exit 1; }
 # uid 1000 and fsGroup 2000 are what Seldon's mlserver ServerConfig and deployment.seldon use.
 RUN groupadd --gid 1000 churn \
     && useradd --uid 1000 --gid 1000 --create-home --shell /usr/sbin/nologin churn \

@@ -4,7 +4,8 @@
 # of docker/docker-compose.yml. The project lives at /app, where ZenML's entrypoint
 # changes directory and looks for the pipeline sources (DockerSettings skip_build).
 #
-#   docker build -f docker/steps.Dockerfile -t churn-steps:0.1.0 .
+#   make images   (or: docker build -t churn-python-base -f docker/base.Dockerfile docker &&
+#    docker build --build-arg PYTHON_IMAGE=churn-python-base -f docker/steps.Dockerfile -t churn-steps:0.1.0 .)
 #
 # Dependencies come only from docker/requirements.runtime.txt: the runtime subset of
 # requirements.lock, same versions (compiled with -c requirements.lock by `make lock`;
@@ -55,6 +56,10 @@ FROM ${PYTHON_IMAGE}
 LABEL org.opencontainers.image.title="churn-steps" \
       org.opencontainers.image.description="churn-mlops pipeline steps, feast CLI, MLflow server" \
       org.opencontainers.image.licenses="Apache-2.0"
+# LightGBM links libgomp.so.1 from the base: fail here, not at the first import.
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+RUN ldconfig -p | grep -q "libgomp.so.1 " \
+    || { echo "PYTHON_IMAGE lacks libgomp1: build it from docker/base.Dockerfile first" >&2; exit 1; }
 # uid/gid 1000: deployment.seldon and the k8s manifests set runAsUser 1000.
 RUN groupadd --gid 1000 churn \
     && useradd --uid 1000 --gid 1000 --create-home --shell /usr/sbin/nologin churn \
