@@ -31,6 +31,7 @@ import kubernetes_validate
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+import s3fs
 import yaml
 from feast import FeatureStore, FileSource
 from feast.infra.common.materialization_job import MaterializationJobStatus, MaterializationTask
@@ -93,8 +94,11 @@ def s3(eks: dict[tuple[str, str], dict[str, Any]]) -> Iterator[Twin]:
         boto3.client("s3", endpoint_url=endpoint).create_bucket(
             Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"}
         )
-        fsspec.filesystem("s3").invalidate_cache()
+        # s3fs caches filesystem instances with the endpoint they were made with: none
+        # made before may serve here, and none made here may outlive this server.
+        s3fs.S3FileSystem.clear_instance_cache()
         yield Twin(endpoint, bucket)
+        s3fs.S3FileSystem.clear_instance_cache()
     server.stop()
 
 
