@@ -97,13 +97,16 @@ def _lightgbm(params: Mapping[str, Any], seed: int) -> Any:
     return LGBMClassifier(random_state=seed, **args)
 
 
-def build_pipeline(kind: ModelKind, params: Mapping[str, Any], seed: int) -> Pipeline:
+def build_pipeline(
+    kind: ModelKind, params: Mapping[str, Any], seed: int, feature_version: int = 1
+) -> Pipeline:
     """An unfitted pipeline: encoder -> (scaler for logreg) -> estimator of `kind`.
 
     `params` are passed to the estimator and override the family's defaults; the
-    seed fixes every source of randomness of the estimator.
+    seed fixes every source of randomness of the estimator; the encoder encodes
+    churn.schema's feature set `feature_version`.
     """
-    encoder = ("encoder", SchemaEncoder())
+    encoder = ("encoder", SchemaEncoder(feature_version=feature_version))
     if kind == "logreg":
         # newton-cholesky: exact for ~50 one-hot features and thousands of rows, 4 iterations
         # and 0.06 s on Telco where lbfgs needed 36 iterations and 1.1 s.
@@ -207,11 +210,13 @@ def out_of_fold(
     y: npt.NDArray[np.int64],
     folds: npt.NDArray[np.int64],
     seed: int,
+    *,
+    feature_version: int = 1,
 ) -> tuple[float, tuple[float, ...], npt.NDArray[np.float64]]:
     """(mean fold ROC-AUC, fold AUCs, OOF scores) of `params` over the given folds."""
     oof = np.zeros(len(y), dtype=np.float64)
     aucs: list[float] = []
-    template = build_pipeline(kind, params, seed)
+    template = build_pipeline(kind, params, seed, feature_version)
     for k in np.unique(folds).tolist():
         valid = folds == k
         model = clone(template).fit(X[~valid], y[~valid])
@@ -236,12 +241,14 @@ def train_candidate(
     search: SearchBudget | None = None,
     sampling: Sampling = FULL,
     calibration: Sequence[CalibrationMethod] = (),
+    feature_version: int = 1,
 ) -> TrainedCandidate:
     """Choose `kind`'s parameters by CV ROC-AUC, calibrate on OOF scores, refit.
 
     `search` None scores the grid alone (first best wins ties); otherwise a seeded TPE
     study starts from the grid points. `calibration` lists the methods to try
-    ("sigmoid", "isotonic"); empty keeps the raw probabilities.
+    ("sigmoid", "isotonic"); empty keeps the raw probabilities. The models encode
+    churn.schema's feature set `feature_version` (X must hold its inputs).
     """
     if not param_grid:
         raise ValueError(f"empty parameter grid for model kind {kind!r}")
@@ -255,12 +262,15 @@ def train_candidate(
     folds = fold_ids(y_tune, cv_folds, seed)
 
     def objective(params: dict[str, Any]) -> tuple[float, tuple[float, ...], Any]:
-        return out_of_fold(kind, params, X_tune, y_tune, folds, seed)
+        return out_of_fold(
+            kind, params, X_tune, y_tune, folds, seed, feature_version=feature_version
+        )
 
     result = run_search(kind, objective, param_grid, search, seed)
     calibrator, report = choose_calibration(result.best_oof, y_tune, folds, calibration)
     fit = stratified_rows(labels, sampling.fit_max_rows, seed)
-    pipeline = build_pipeline(kind, result.best.params, seed).fit(X.iloc[fit], labels[fit])
+    pipeline = build_pipeline(kind, result.best.params, seed, feature_version)
+    pipeline.fit(X.iloc[fit], labels[fit])
     return TrainedCandidate(
         kind=kind,
         params=dict(result.best.params),
@@ -296,7 +306,8 @@ def train_candidates(
 ) -> dict[str, TrainedCandidate]:
     """Train every family named in `grid` (kind -> list of parameter dicts).
 
-    `options` (search, sampling, calibration) are passed to train_candidate.
+    `options` (search, sampling, calibration, feature_version) are passed to
+    train_candidate.
     """
     unknown = sorted(set(grid) - set(MODEL_KINDS))
     if unknown:
