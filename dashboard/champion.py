@@ -23,7 +23,6 @@ from churn.models.serialize import ServingModel
 from churn.schema import (
     FEATURES,
     Kind,
-    model_input_names,
 )
 from dashboard.errors import BadInput, NoChampion, ServingFailed
 
@@ -102,11 +101,12 @@ def score_features(
     """
     raw = check_features(features)
     columns: dict[str, Any] = {name: np.asarray([value]) for name, value in raw.items()}
-    columns.update(derive(columns))
+    inputs = model.input_names
+    columns.update(derive(columns, [name for name in inputs if name not in raw]))
     probability = float(model.predict_proba(columns)[0])
     per_feature, names = feature_contributions(model, columns)
     reasons = [Reason(**item) for item in reason_records(per_feature, names, columns, top_k)[0]]
-    derived = {name: float(columns[name][0]) for name in model_input_names() if name not in raw}
+    derived = {name: float(columns[name][0]) for name in inputs if name not in raw}
     return WhatIfScore(
         probability=probability,
         label=probability >= threshold,

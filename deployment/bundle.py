@@ -23,11 +23,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from churn.features.names import FEATURE_SERVICE
+from churn.features.names import FEATURE_SERVICE, FEATURE_SERVICES, service_version
 from churn.files import assemble_dir, write_json_atomic
 from churn.inference import DEFAULT_MODEL_NAME, tensor_settings
 from churn.models.encoding import schema_fingerprint
-from churn.schema import model_input_names
 from serving.bundle import (
     DRIFT_DIR,
     MANIFEST,
@@ -119,8 +118,9 @@ def build_bundle(
         model = load_model(model_dir)
     except (ModelFormatError, OSError) as e:
         raise BundleError(f"model directory {model_dir} does not load: {e}") from e
+    _check_feature_set(feature_service, feature_layout, model.feature_version)
     if drift_dir is not None:
-        _check_detector_dir(drift_dir)
+        _check_detector_dir(drift_dir, model.input_names)
     created_at = datetime.now(UTC).isoformat()
 
     def fill(staging: Path) -> BundleManifest:
@@ -136,13 +136,14 @@ def build_bundle(
             model_kind=model.kind,
             threshold=float(threshold),
             feature_service=feature_service,
-            schema_fingerprint=schema_fingerprint(),
-            feature_order=tuple(model_input_names()),
+            schema_fingerprint=schema_fingerprint(model.feature_version),
+            feature_order=tuple(model.input_names),
             files=files,
             has_drift_detector=drift_dir is not None,
             created_at=created_at,
             metadata=dict(metadata or {}),
             feature_layout=dict(feature_layout) if feature_layout is not None else None,
+            feature_version=model.feature_version,
         )
         write_json_atomic(staging / MANIFEST, manifest.to_json())
         write_json_atomic(staging / MODEL_SETTINGS, model_settings(model_name))
@@ -153,6 +154,31 @@ def build_bundle(
         return assemble_dir(out_dir, fill)
     except FileExistsError as e:
         raise BundleError(str(e)) from e
+
+
+def _check_feature_set(service: str, layout: Mapping[str, Any] | None, model_version: int) -> None:
+    """BundleError unless the service (and its recorded layout) serve the model's feature set.
+
+    Why: a v1 model bundled with churn_model_v2 would load and then read the wrong
+    columns; the runtime checks it again at load, but a bundle must never be written so.
+    A service name this project does not define is left to the registry at load.
+    """
+    from serving.online import LayoutError, layout_from_json
+
+    served: list[tuple[str, int]] = []
+    if service in FEATURE_SERVICES.values():
+        served.append((f"feature service {service!r}", service_version(service)))
+    if layout is not None:
+        try:
+            served.append(("the recorded layout", layout_from_json(layout).feature_version))
+        except LayoutError as e:
+            raise BundleError(f"feature_layout: {e}") from e
+    for what, version in served:
+        if version != model_version:
+            raise BundleError(
+                f"{what} serves feature set {version}, the model consumes feature set "
+                f"{model_version}: bundle it with {FEATURE_SERVICES.get(model_version)!r}"
+            )
 
 
 def feature_layout_of(service: str, settings: ServingSettings | None = None) -> dict[str, Any]:
@@ -201,10 +227,12 @@ def build_bundle_from_pipeline(
         )
 
 
-def _check_detector_dir(path: Path) -> None:
-    from churn.drift.base import DetectorMismatchError, read_sidecar
+def _check_detector_dir(path: Path, features: list[str]) -> None:
+    """BundleError unless `path` holds a detector of exactly the model's input features."""
+    from churn.drift.base import DetectorMismatchError, check_features, read_sidecar
 
     try:
-        read_sidecar(path)
+        saved = read_sidecar(path).get("features", [])
+        check_features(path, [str(f) for f in saved], features)
     except DetectorMismatchError as e:
         raise BundleError(f"drift detector directory {path}: {e}") from e

@@ -10,11 +10,12 @@ checks (serving.bundle.read_manifest) for the detector too.
 from __future__ import annotations
 
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final
 
 from churn.files import assemble_dir, write_json_atomic
-from churn.schema import categorical_names, model_input_names
+from churn.schema import categorical_names
 from deployment.bundle import DRIFT_IMPLEMENTATION
 from serving.bundle import (
     DRIFT_DIR,
@@ -35,8 +36,11 @@ def drift_model_name(model_name: str) -> str:
     return f"{model_name}{NAME_SUFFIX}"
 
 
-def drift_model_settings(model_name: str, uri: str = ".") -> dict[str, Any]:
-    """model-settings.json of a drift model; `uri` "." is the folder of the file itself."""
+def drift_model_settings(
+    model_name: str, features: Sequence[str], uri: str = "."
+) -> dict[str, Any]:
+    """model-settings.json of a drift model reading `features` (the served model's inputs);
+    `uri` "." is the folder of the file itself."""
     return {
         "name": model_name,
         "implementation": DRIFT_IMPLEMENTATION,
@@ -47,7 +51,7 @@ def drift_model_settings(model_name: str, uri: str = ".") -> dict[str, Any]:
                 "datatype": "BYTES" if name in categorical_names() else "FP64",
                 "shape": [-1],
             }
-            for name in model_input_names()
+            for name in features
         ],
         "outputs": [
             {"name": "is_drift", "datatype": "BOOL", "shape": [-1]},
@@ -81,7 +85,9 @@ def build_drift_model(
         shutil.copy2(bundle_dir / MANIFEST, staging / MANIFEST)
         for sub in (MODEL_DIR, DRIFT_DIR):
             shutil.copytree(bundle_dir / sub, staging / sub)
-        write_json_atomic(staging / MODEL_SETTINGS, drift_model_settings(name))
+        write_json_atomic(
+            staging / MODEL_SETTINGS, drift_model_settings(name, manifest.feature_order)
+        )
         read_manifest(staging)
 
     try:

@@ -21,9 +21,9 @@ from churn.features.feast_schema import (
     offline_path,
 )
 from churn.features.names import (
-    DERIVED_VIEW,
+    DERIVED_VIEWS,
     ENTITY,
-    FEATURE_SERVICE,
+    FEATURE_SERVICES,
     FEATURE_TTL,
     VIEW_BY_GROUP,
     source_name,
@@ -81,22 +81,45 @@ customer_services = _view(Group.SERVICES)
 # implementation (churn.features.derived.derive). Python mode: it is about twice as
 # fast online as pandas mode (docs/decisions.md, 7) and works offline as well.
 @on_demand_feature_view(  # type: ignore[untyped-decorator]
-    name=DERIVED_VIEW,
+    name=DERIVED_VIEWS[1],
     sources=[customer_account, customer_services],
-    schema=derived_fields(),
+    schema=derived_fields(1),
     mode="python",
-    description=derived_description(),
+    description=derived_description(1),
     tags=_TAGS,
 )
 def customer_derived(inputs: dict[str, Any]) -> dict[str, Any]:
-    return derive_python(inputs)
+    return derive_python(inputs, 1)
 
 
-# What model v1 consumes: every raw feature plus the derived ones, i.e. exactly
-# churn.schema.model_input_names() (a test checks the equality).
+# Feature set v2's additions, in a view of their own: v1's view and service stay as
+# they were, so the v1 champion keeps serving unchanged while v2 models train.
+@on_demand_feature_view(  # type: ignore[untyped-decorator]
+    name=DERIVED_VIEWS[2],
+    sources=[customer_account, customer_services],
+    schema=derived_fields(2),
+    mode="python",
+    description=derived_description(2),
+    tags=_TAGS,
+)
+def customer_derived_v2(inputs: dict[str, Any]) -> dict[str, Any]:
+    return derive_python(inputs, 2)
+
+
+_RAW_VIEWS = [customer_demographics, customer_account, customer_services]
+
+# What each model version consumes: every raw feature plus its set's derived ones, i.e.
+# exactly churn.schema.model_input_names(version) (a test checks the equality).
 churn_model_v1 = FeatureService(
-    name=FEATURE_SERVICE,
-    features=[customer_demographics, customer_account, customer_services, customer_derived],
+    name=FEATURE_SERVICES[1],
+    features=[*_RAW_VIEWS, customer_derived],
     description="Inputs of the churn model v1.",
+    tags=_TAGS,
+)
+churn_model_v2 = FeatureService(
+    name=FEATURE_SERVICES[2],
+    features=[*_RAW_VIEWS, customer_derived, customer_derived_v2],
+    description="Inputs of the churn model v2: v1's plus log_tenure, tenure_bucket and "
+    "fiber_month_to_month.",
     tags=_TAGS,
 )

@@ -61,19 +61,26 @@ def training_pipeline(
     candidates = [
         train_model(
             train, kind, grid, seed=seed, cv_folds=cv_folds, search=search,
-            sampling=sampling, calibration=calibration, id=f"train_{kind}",
+            sampling=sampling, calibration=calibration, feature_service=feature_service,
+            id=f"train_{kind}",
         )
         for kind, grid in param_grid.items()
     ]  # fmt: skip
-    evaluations = evaluate_candidates(candidates, train, test, threshold_rule, costs, revenue)
-    repeated = evaluate_repeated(candidates, train, repeated_evaluation, sampling, seed)
-    challenger, _ = gate_model(candidates, evaluations, repeated, test, gates)
-    detector = fit_drift_detector(train, p_val=drift_p_val, seed=seed)
+    evaluations = evaluate_candidates(
+        candidates, train, test, threshold_rule, costs, revenue, feature_service
+    )
+    repeated = evaluate_repeated(
+        candidates, train, repeated_evaluation, sampling, seed, feature_service
+    )
+    challenger, _ = gate_model(candidates, evaluations, repeated, test, gates, feature_service)
+    detector = fit_drift_detector(
+        train, p_val=drift_p_val, seed=seed, feature_service=feature_service
+    )
     version = register_model(
         candidates, evaluations, repeated, challenger, detector, train, test,
         model_name, experiment, feature_service,
     )  # fmt: skip
     promote_model(
         version, evaluations, challenger, test, model_name, promotion_metric, min_improvement,
-        promotion_noise,
+        promotion_noise, feature_service,
     )  # fmt: skip

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from churn.files import file_sha256
 from churn.models.encoding import schema_fingerprint
-from churn.schema import model_input_names
+from churn.schema import FEATURE_VERSIONS, model_input_names
 
 if TYPE_CHECKING:
     from churn.models.serialize import ServingModel
@@ -67,6 +67,8 @@ class BundleManifest:
     # serving.online.OnlineLayout.to_json() of feature_service, resolved at build time
     # from the Feast registry: with it the server needs no registry, only Redis.
     feature_layout: dict[str, Any] | None = None
+    # The model's churn.schema feature set (1 for bundles written before there were sets).
+    feature_version: int = 1
 
     def to_json(self) -> dict[str, Any]:
         """The manifest as written to disk."""
@@ -85,6 +87,7 @@ class BundleManifest:
             "created_at": self.created_at,
             "metadata": self.metadata,
             "feature_layout": self.feature_layout,
+            "feature_version": self.feature_version,
         }
 
 
@@ -128,12 +131,23 @@ def _optional_layout(raw: Mapping[str, Any], path: Path) -> dict[str, Any] | Non
     return layout
 
 
+def _feature_version(raw: Mapping[str, Any], path: Path) -> int:
+    version = raw.get("feature_version", 1)
+    if not isinstance(version, int) or isinstance(version, bool) or version not in FEATURE_VERSIONS:
+        raise BundleError(
+            f"{path}: manifest 'feature_version' {version!r} is not a feature set of "
+            f"churn.schema {FEATURE_VERSIONS}"
+        )
+    return version
+
+
 def read_manifest(bundle_dir: Path, *, verify_files: bool = True) -> BundleManifest:
     """Parse and verify `<bundle_dir>/manifest.json`.
 
     Checks the format, that the bundle was built for the current churn.schema
-    (fingerprint and feature order), and (verify_files) that every listed file exists
-    with its recorded sha256. Raises BundleError naming the file and the problem.
+    (its feature set's fingerprint and feature order), and (verify_files) that every
+    listed file exists with its recorded sha256. Raises BundleError naming the file
+    and the problem.
     """
     path = bundle_dir / MANIFEST
     if not bundle_dir.is_dir():
@@ -167,14 +181,19 @@ def read_manifest(bundle_dir: Path, *, verify_files: bool = True) -> BundleManif
         created_at=str(raw.get("created_at", "")),
         metadata=dict(raw.get("metadata") or {}),
         feature_layout=_optional_layout(raw, path),
+        feature_version=_feature_version(raw, path),
     )
-    if manifest.schema_fingerprint != schema_fingerprint():
+    version = manifest.feature_version
+    if manifest.schema_fingerprint != schema_fingerprint(version):
         raise BundleError(
-            f"{path}: bundle built for schema {manifest.schema_fingerprint}, churn.schema is "
-            f"now {schema_fingerprint()}; rebuild the bundle from a model trained on it"
+            f"{path}: bundle built for schema {manifest.schema_fingerprint}, churn.schema's "
+            f"feature set {version} is now {schema_fingerprint(version)}; rebuild the bundle "
+            "from a model trained on it"
         )
-    if list(manifest.feature_order) != model_input_names():
-        raise BundleError(f"{path}: feature_order differs from churn.schema.model_input_names()")
+    if list(manifest.feature_order) != model_input_names(version):
+        raise BundleError(
+            f"{path}: feature_order differs from churn.schema.model_input_names({version})"
+        )
     if not any(name.startswith(f"{MODEL_DIR}/") for name in manifest.files):
         raise BundleError(f"{path}: lists no file under {MODEL_DIR}/")
     if verify_files:
@@ -213,5 +232,10 @@ def load_bundle(bundle_dir: Path, *, n_threads: int = 1) -> LoadedBundle:
         raise BundleError(
             f"{bundle_dir / MANIFEST}: says model kind {manifest.model_kind!r}, the model "
             f"directory holds {model.kind!r}"
+        )
+    if model.feature_version != manifest.feature_version:
+        raise BundleError(
+            f"{bundle_dir / MANIFEST}: says feature set {manifest.feature_version}, the model "
+            f"directory holds a model of feature set {model.feature_version}"
         )
     return LoadedBundle(path=bundle_dir, manifest=manifest, model=model)

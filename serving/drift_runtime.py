@@ -14,10 +14,11 @@ of the online store. deployment.seldon renders that Pipeline. (Without a Pipelin
 on a local MLServer or Seldon Core v1, the churn runtime's own background monitor,
 serving.drift, does the same job in-process.)
 
-Request: the V2 tabular layout, one input per feature named as in
-churn.schema.model_input_names() (BYTES for categorical features, any numeric datatype
-for numeric ones), each of shape [n] or [n, 1]; other inputs (churn_probability,
-customer_id, ...) are ignored, so the churn step's whole output can be wired in.
+Request: the V2 tabular layout, one input per feature named as in the bundle's model
+inputs (churn.schema.model_input_names of its feature set; BYTES for categorical
+features, any numeric datatype for numeric ones), each of shape [n] or [n, 1]; other
+inputs (churn_probability, customer_id, ...) are ignored, so the churn step's whole
+output can be wired in.
 
 Windowing: one row says nothing about drift; rows accumulate in a
 churn.drift.DriftWindow of CHURN_SERVING_DRIFT_WINDOW rows, and every window a
@@ -61,7 +62,7 @@ from churn.drift.base import DriftDetector, DriftResult
 from churn.drift.encoding import DriftInputError, FeatureEncoder
 from churn.drift.window import DriftWindow
 from churn.inference import ErrorCode
-from churn.schema import categorical_names, model_input_names
+from churn.schema import categorical_names
 from serving.bundle import (
     DRIFT_DIR,
     BundleError,
@@ -275,7 +276,7 @@ class DriftRuntime(MLModel):  # type: ignore[misc]  # MLServer ships no type hin
         manifest = read_manifest(path)
         if not manifest.has_drift_detector:
             raise BundleError(f"{path} has no drift detector ({DRIFT_DIR}/)")
-        detector = self.load_detector(path / DRIFT_DIR)
+        detector = self.load_detector(path / DRIFT_DIR, manifest.feature_order)
         features = detector.feature_names
         return _Loaded(
             path=path,
@@ -285,11 +286,12 @@ class DriftRuntime(MLModel):  # type: ignore[misc]  # MLServer ships no type hin
             window=DriftWindow(self._settings_serving.drift_window, features),
         )
 
-    def load_detector(self, path: Path) -> DriftDetector:
-        """The saved detector at `path` (blocking). The seam a test overrides."""
+    def load_detector(self, path: Path, features: Sequence[str]) -> DriftDetector:
+        """The saved detector at `path`, checking exactly `features` (the bundle's model
+        inputs) (blocking). The seam a test overrides."""
         from churn.drift.base import load_detector
 
-        return load_detector(path, features=model_input_names())
+        return load_detector(path, features=features)
 
     async def unload(self) -> bool:
         """Drop the detector and the rows of an incomplete window."""

@@ -44,7 +44,7 @@ from churn.features.redis_layout import (
     single_redis,
     timestamp_field,
 )
-from churn.schema import DERIVED_FEATURES, ENTITY_KEY, Kind, feature, feature_names
+from churn.schema import ENTITY_KEY, Kind, derived_names, feature, feature_names, version_of_derived
 from serving.resp import RespClient, pack_bulk
 
 if TYPE_CHECKING:
@@ -87,6 +87,8 @@ class OnlineLayout:
     views: tuple[ViewFields, ...]
     derived: tuple[str, ...]
     serialization_version: int
+    # The churn.schema feature set the service serves (from its derived features).
+    feature_version: int = 1
 
     def to_json(self) -> dict[str, Any]:
         """What a serving bundle records (layout_from_json reads it back, re-checked)."""
@@ -116,8 +118,8 @@ def layout_from_store(store: FeatureStore, service_name: str) -> OnlineLayout:
     """Resolve `service_name` in the Feast registry and check it against churn.schema.
 
     Raises LayoutError naming the problem: a view that is not online or keyed by
-    another entity, raw features missing or unexpected, derived features other than
-    DERIVED_FEATURES, or an online store other than a single Redis endpoint.
+    another entity, raw features missing or unexpected, derived features that are not
+    exactly one feature set's, or an online store other than a single Redis endpoint.
     """
     check_online_store(store.config)
     service = store.get_feature_service(service_name)
@@ -179,7 +181,8 @@ def layout_from_json(raw: Any) -> OnlineLayout:
 def checked_layout(
     service: str, project: str, version: int, views: Sequence[ViewFields], derived: Sequence[str]
 ) -> OnlineLayout:
-    """An OnlineLayout whose features are exactly churn.schema's and whose keys are Feast's."""
+    """An OnlineLayout whose features are exactly one churn.schema feature set's and whose
+    keys are Feast's; the set is recognised by the service's derived features."""
     raw = [name for v in views for name in v.features]
     expected = feature_names()
     if sorted(raw) != sorted(expected) or len(raw) != len(set(raw)):
@@ -189,19 +192,18 @@ def checked_layout(
             f"{sorted(set(raw) - set(expected))}, duplicated "
             f"{sorted({n for n in raw if raw.count(n) > 1})}"
         )
-    wanted_derived = [d.name for d in DERIVED_FEATURES]
-    if sorted(derived) != sorted(wanted_derived):
-        raise LayoutError(
-            f"feature service {service!r} has derived features {sorted(derived)}, "
-            f"churn.schema defines {sorted(wanted_derived)}"
-        )
+    try:
+        feature_version = version_of_derived(derived)
+    except ValueError as e:
+        raise LayoutError(f"feature service {service!r}: {e}") from e
     return OnlineLayout(
         service=service,
         project=project,
         key_prefix=_checked_prefix(project, version),
         views=tuple(views),
-        derived=tuple(wanted_derived),
+        derived=tuple(derived_names(feature_version)),
         serialization_version=version,
+        feature_version=feature_version,
     )
 
 
@@ -214,7 +216,8 @@ def _checked_prefix(project: str, version: int) -> bytes:
 
 @dataclass(frozen=True)
 class FeatureRows:
-    """Online features of a batch of customers, column-wise, in model_input_names() order.
+    """Online features of a batch of customers, column-wise, in the layout's feature set's
+    model_input_names() order.
 
     Categorical columns are lists of str, numeric ones float64 arrays; `event_time` is,
     per customer, the OLDEST snapshot time among its feature views (epoch seconds): the
@@ -375,7 +378,7 @@ class OnlineFeatureReader:
                 for cid in ids:
                     incomplete.setdefault(cid, []).append(name)
             raise MissingFeaturesError([], incomplete)
-        columns.update(derive(columns))
+        columns.update(derive(columns, self.layout.derived))
         event_time = times[0] if len(times) == 1 else np.minimum.reduce(times)
         return FeatureRows(
             customer_ids=list(customer_ids),

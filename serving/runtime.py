@@ -60,7 +60,6 @@ from mlserver.utils import get_model_uri
 from churn.drift.base import DriftDetector
 from churn.loop.predlog import ONLINE, PredictionBatch, PredictionLogWriter
 from churn.models.serialize import BIAS, ServingModel, aggregation_matrix
-from churn.schema import model_input_names
 from serving.bundle import LoadedBundle, load_bundle
 from serving.contract import TimeFormatter, build_response, parse_request, reason_codes
 from serving.drift import DriftMonitor, latest_status, publish_disabled
@@ -188,10 +187,15 @@ class ChurnRuntime(MLModel):  # type: ignore[misc]  # MLServer ships no type hin
             timeout_s=settings.redis_timeout_s,
             retry_interval_s=settings.redis_retry_interval_s,
         )
+        if layout.feature_version != bundle.model.feature_version:
+            raise ModelLoadError(
+                f"feature service {service!r} serves feature set {layout.feature_version}, "
+                f"the bundle's model consumes feature set {bundle.model.feature_version}"
+            )
         drift = await self._start_drift(bundle, settings)
         try:  # (encoded columns + bias) x raw features, once per load
             contributions = aggregation_matrix(
-                [*bundle.model.feature_names, BIAS], model_input_names()
+                [*bundle.model.feature_names, BIAS], bundle.model.input_names
             )
         except ValueError as e:  # a column that maps to no feature: the model does not load
             raise ModelLoadError(str(e)) from e
@@ -268,7 +272,7 @@ class ChurnRuntime(MLModel):  # type: ignore[misc]  # MLServer ships no type hin
             return None
         from churn.drift.base import load_detector
 
-        return load_detector(bundle.drift_dir, features=model_input_names())
+        return load_detector(bundle.drift_dir, features=bundle.model.input_names)
 
     async def _start_drift(
         self, bundle: LoadedBundle, settings: ServingSettings
@@ -396,7 +400,9 @@ class ChurnRuntime(MLModel):  # type: ignore[misc]  # MLServer ships no type hin
             event_times=self._format_times(scored.event_time),
             reasons=reasons,
             parameters=parameters,
-            features=self._served_features(scored.columns()) if request.features else None,
+            features=(
+                self._served_features(loaded, scored.columns()) if request.features else None
+            ),
         )
         if loaded.log is not None:
             self._log(loaded, loaded.log, payload.id, ids, scored)
@@ -424,7 +430,7 @@ class ChurnRuntime(MLModel):  # type: ignore[misc]  # MLServer ships no type hin
                     predicted_at=time.time(),
                     source=ONLINE,
                     features=(
-                        self._served_features(scored.columns())
+                        self._served_features(loaded, scored.columns())
                         if self._settings_serving.prediction_log_features
                         else None
                     ),
@@ -434,12 +440,12 @@ class ChurnRuntime(MLModel):  # type: ignore[misc]  # MLServer ships no type hin
             logger.error("prediction log: record of %s not kept: %r", self.name, e)
 
     @staticmethod
-    def _served_features(columns: dict[str, Any]) -> dict[str, Any]:
+    def _served_features(loaded: _Loaded, columns: dict[str, Any]) -> dict[str, Any]:
         """The request's feature columns in model input order (what a drift model reads)."""
-        return {name: columns[name] for name in model_input_names()}
+        return {name: columns[name] for name in loaded.model.input_names}
 
     @staticmethod
     def _reasons(loaded: _Loaded, columns: dict[str, Any], top_k: int) -> list[str]:
         values, _names = loaded.model.contributions(columns)
         per_feature = values @ loaded.contribution_map
-        return reason_codes(per_feature, model_input_names(), columns, top_k)
+        return reason_codes(per_feature, loaded.model.input_names, columns, top_k)

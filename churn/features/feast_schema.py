@@ -47,20 +47,29 @@ def group_fields(group: Group) -> list[Field]:
     ]
 
 
-def derived_fields() -> list[Field]:
-    """Output Fields of the on-demand view, from schema.DERIVED_FEATURES.
+def introduced(version: int) -> list[str]:
+    """Derived features feature set `version` added: the outputs of its on-demand view."""
+    return [d.name for d in DERIVED_FEATURES if d.version == version]
+
+
+def derived_fields(version: int = 1) -> list[Field]:
+    """Output Fields of feature set `version`'s on-demand view, from schema.DERIVED_FEATURES.
 
     Without descriptions: Feast 0.49 checks declared fields against the ones it
     infers by running the transformation, and Field equality includes the
     description (inferred ones have none), so a described field "is not found".
     The descriptions go into the view's description instead (derived_description).
     """
-    return [Field(name=d.name, dtype=feast_dtype(d.kind)) for d in DERIVED_FEATURES]
+    return [
+        Field(name=d.name, dtype=feast_dtype(d.kind))
+        for d in DERIVED_FEATURES
+        if d.version == version
+    ]
 
 
-def derived_description() -> str:
-    """The on-demand view's description: one line per derived feature."""
-    return "\n".join(f"{d.name}: {d.description}" for d in DERIVED_FEATURES)
+def derived_description(version: int = 1) -> str:
+    """Feature set `version`'s on-demand view description: one line per feature it adds."""
+    return "\n".join(f"{d.name}: {d.description}" for d in DERIVED_FEATURES if d.version == version)
 
 
 def offline_path(group: Group, settings: Settings) -> str:
@@ -74,12 +83,12 @@ def offline_path(group: Group, settings: Settings) -> str:
     return str(settings.offline_table(group.value))
 
 
-def derive_python(inputs: Mapping[str, Sequence[Any]]) -> dict[str, list[Any]]:
-    """Python-mode on-demand transformation: derive() returning plain lists.
+def derive_python(inputs: Mapping[str, Sequence[Any]], version: int = 1) -> dict[str, list[Any]]:
+    """Python-mode transformation of feature set `version`'s view: derive() as plain lists.
 
     Feast hands a dict of column lists (online and offline) and serialises the
     result value by value; plain Python scalars avoid numpy-scalar conversions.
     Only the derived columns are returned: offline, Feast appends every returned
     column to the training frame.
     """
-    return {name: values.tolist() for name, values in derive(inputs).items()}
+    return {name: values.tolist() for name, values in derive(inputs, introduced(version)).items()}

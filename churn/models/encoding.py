@@ -5,7 +5,10 @@ declared in churn.schema and passes numeric features (raw and derived) through a
 float64. It learns nothing from data, so:
 
 - the serving runtime rebuilds it from the schema alone (no pickled encoder), and a
-  saved model only records the schema fingerprint it was trained with;
+  saved model only records its feature set version and that set's schema fingerprint;
+- one encoder per feature set (churn.schema.FEATURE_VERSIONS): a model of set 1 never
+  sees, and never needs, the derived features set 2 added, and set 1's fingerprint
+  does not change when a set is added;
 - columns the schema does not declare (customer_id, timestamps, the label) are
   ignored, which makes predictions invariant to them by construction;
 - an unseen category is an error, never a silent all-zero row: a category that the
@@ -21,7 +24,7 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 import numpy as np
@@ -53,8 +56,8 @@ class _Layout:
     fingerprint: str
 
 
-@lru_cache(maxsize=1)
-def _layout() -> _Layout:
+@cache
+def _layout(version: int = 1) -> _Layout:
     categorical: list[tuple[str, dict[str, int]]] = []
     names: list[str] = []
     for name in schema.categorical_names():
@@ -63,7 +66,7 @@ def _layout() -> _Layout:
             lookup[category] = len(names)
             names.append(f"{name}{NAME_SEPARATOR}{category}")
         categorical.append((name, lookup))
-    numeric = tuple(schema.numeric_names())
+    numeric = tuple(schema.numeric_names(version))
     numeric_start = len(names)
     names.extend(numeric)
     spec = {
@@ -74,18 +77,19 @@ def _layout() -> _Layout:
     return _Layout(tuple(categorical), numeric, numeric_start, tuple(names), digest)
 
 
-def schema_fingerprint() -> str:
-    """sha256 of the encoded layout: changes iff a feature, category or order changes.
+def schema_fingerprint(version: int = 1) -> str:
+    """sha256 of feature set `version`'s encoded layout: changes iff one of its features,
+    categories or their order changes.
 
     A saved model stores it; loading a model under a different schema fails instead of
     feeding columns to the wrong coefficients.
     """
-    return _layout().fingerprint
+    return _layout(version).fingerprint
 
 
-def encoded_feature_names() -> list[str]:
+def encoded_feature_names(version: int = 1) -> list[str]:
     """Readable names of the encoded columns, e.g. "contract=Month-to-month", "tenure"."""
-    return list(_layout().names)
+    return list(_layout(version).names)
 
 
 def _values(column: Any) -> Any:
@@ -127,8 +131,8 @@ def _numeric_error(columns: Columns, layout: _Layout) -> ValueError:
     return ValueError("numeric columns could not be encoded")
 
 
-def encode(columns: Columns) -> FloatMatrix:
-    """Encode a batch of rows into the model's float64 matrix (rows x encoded columns).
+def encode(columns: Columns, version: int = 1) -> FloatMatrix:
+    """Encode a batch of rows into feature set `version`'s float64 matrix (rows x columns).
 
     Categories are looked up in per-feature dicts (one C-level lookup per value:
     cheaper than numpy string comparison for the 1-100 rows of a serving call, and
@@ -136,7 +140,7 @@ def encode(columns: Columns) -> FloatMatrix:
     Raises ValueError naming the column for a missing column, a length mismatch, an
     unknown or missing category, or a non-finite / non-numeric numeric value.
     """
-    layout = _layout()
+    layout = _layout(version)
     n_rows = _check_columns(columns, layout)
     out = np.zeros((n_rows, len(layout.names)), dtype=np.float64)
     if n_rows == 0:
@@ -164,29 +168,34 @@ class SchemaEncoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
 
     Being a real sklearn transformer lets it sit first in a Pipeline that MLflow logs
     and that cross-validation clones, while the serving runtime calls `encode()`
-    directly on a dict of arrays.
+    directly on a dict of arrays. `feature_version` is an sklearn parameter, so clones
+    keep it and `set_params(encoder__feature_version=2)` picks the set.
     """
 
+    def __init__(self, feature_version: int = 1) -> None:
+        self.feature_version = feature_version
+
     def fit(self, X: Columns, y: Any = None) -> SchemaEncoder:  # noqa: N803 (sklearn API)
-        """Check that X can be encoded (fail at fit time, not at first predict)."""
-        encode(X)
+        """Check the version and that X can be encoded (fail at fit time, not at first predict)."""
+        schema.check_version(self.feature_version)
+        encode(X, self.feature_version)
         return self
 
     def transform(self, X: Columns) -> FloatMatrix:  # noqa: N803 (sklearn API)
         """Encode X (DataFrame or mapping of columns) to a float64 matrix."""
-        return encode(X)
+        return encode(X, self.feature_version)
 
     def feature_names_out(self) -> list[str]:
         """Readable encoded column names, in matrix order."""
-        return encoded_feature_names()
+        return encoded_feature_names(self.feature_version)
 
     def get_feature_names_out(self, input_features: Any = None) -> npt.NDArray[np.object_]:
         """sklearn's feature-name protocol (used by Pipeline.get_feature_names_out)."""
-        return np.asarray(encoded_feature_names(), dtype=object)
+        return np.asarray(encoded_feature_names(self.feature_version), dtype=object)
 
     def fingerprint(self) -> str:
         """Schema fingerprint of the layout this encoder produces."""
-        return schema_fingerprint()
+        return schema_fingerprint(self.feature_version)
 
     def __sklearn_is_fitted__(self) -> bool:
         """Always fitted: nothing is learned from data."""

@@ -29,7 +29,6 @@ and pass it to `evaluate(..., threshold=...)`.
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
@@ -41,16 +40,11 @@ import numpy.typing as npt
 import pandas as pd
 from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
 
+from churn.schema import TENURE_BUCKETS
+
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
-# Tenure buckets (months, inclusive) used for slice metrics.
-TENURE_BUCKETS: Final[tuple[tuple[str, int, float], ...]] = (
-    ("0-12", 0, 12),
-    ("13-24", 13, 24),
-    ("25-48", 25, 48),
-    ("49+", 49, math.inf),
-)
 SLICE_COLUMNS: Final[tuple[str, ...]] = (
     "contract",
     "tenure_bucket",

@@ -21,7 +21,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from churn.models.serialize import ServingModel, aggregation_matrix
-from churn.schema import INTEGER_FEATURES, model_input_names
+from churn.schema import INTEGER_FEATURES
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.intp]
@@ -34,9 +34,10 @@ def feature_contributions(
 ) -> tuple[FloatArray, list[str]]:
     """(rows x features) contributions summed per feature, and the feature names.
 
-    `frame` is a DataFrame or columns by name (what the model's encoder accepts).
+    `frame` is a DataFrame or columns by name (what the model's encoder accepts);
+    `features` defaults to the model's own inputs.
     """
-    names = list(features) if features is not None else model_input_names()
+    names = list(features) if features is not None else model.input_names
     values, encoded = model.contributions(frame)
     return values @ aggregation_matrix(encoded, names), names
 

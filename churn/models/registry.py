@@ -41,6 +41,7 @@ import pandas as pd
 from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
 from sklearn.pipeline import Pipeline
 
+from churn.features.derived import add_derived
 from churn.models.candidates import TrainedCandidate
 from churn.models.evaluate import Evaluation, churn_scores
 from churn.models.fingerprint import evaluation_fingerprint
@@ -172,7 +173,8 @@ def log_candidate(
     experiment_id = ensure_experiment(experiment, tracking_uri)
     pipeline = candidate.pipeline
     kind = model_kind(pipeline)
-    example = X_example[model_input_names()].head(5).reset_index(drop=True)
+    inputs = model_input_names(int(pipeline.steps[0][1].feature_version))
+    example = X_example[inputs].head(5).reset_index(drop=True)
     # Integers declared as doubles: MLflow's schema enforcement upcasts int inputs, and an
     # integer schema would reject a batch where a value is missing (NaN is a float).
     ints = example.select_dtypes("integer").columns
@@ -349,7 +351,21 @@ def _champion_score(
     X, y = evaluation_data  # noqa: N806
     model = load_serving_model(name, str(champion.version), tracking_uri)
     scorer, _ = SCORERS[metric]
-    return scorer(np.asarray(y).astype(np.int64), model.predict_proba(X)), True
+    return scorer(np.asarray(y).astype(np.int64), model.predict_proba(_inputs_of(model, X))), True
+
+
+def _inputs_of(model: ServingModel, X: pd.DataFrame) -> pd.DataFrame:  # noqa: N803
+    """`X` with the derived features of `model`'s feature set that it lacks.
+
+    Why: a champion of another feature set is re-scored on the challenger's held-out
+    customers: a v1 challenger's frame lacks a v2 champion's features. Every
+    set holds every raw feature, and derived features are a function of those, computed
+    by the same derive() the Feast views and serving use.
+    """
+    missing = [name for name in model.input_names if name not in X.columns]
+    if not missing:
+        return X
+    return add_derived(X, missing)
 
 
 def promote_if_better(
@@ -472,7 +488,7 @@ def _noise_aware(
     X, y = evaluation_data  # noqa: N806
     labels = np.asarray(y).astype(np.int64)
     champion_model = load_serving_model(name, str(champion.version), tracking_uri)
-    champion_scores = champion_model.predict_proba(X)
+    champion_scores = champion_model.predict_proba(_inputs_of(champion_model, X))
     scorer, higher_is_better = SCORERS[metric]
     diff = paired_bootstrap(
         labels, challenger_scores, champion_scores, scorer, higher_is_better, noise

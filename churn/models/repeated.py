@@ -89,14 +89,21 @@ def repeated_evaluation(
     y: Any,
     config: RepeatedConfig,
     seed: int,
+    *,
+    feature_version: int = 1,
 ) -> dict[str, Any]:
-    """{metric: {"mean", "sd", "values"}} over every fold of every repeat, plus "folds"."""
+    """{metric: {"mean", "sd", "values"}} over every fold of every repeat, plus "folds".
+
+    `X` holds the inputs of feature set `feature_version`, which the models encode.
+    """
     labels = np.asarray(y).astype(np.int64)
     X = X.reset_index(drop=True)  # noqa: N806
     per_fold: dict[str, list[float]] = {m: [] for m in METRICS}
     for r in range(config.n_repeats):
         folds = fold_ids(labels, config.n_splits, seed + FOLD_SEED_OFFSET + r)
-        _, _, oof = out_of_fold(kind, params, X, labels, folds, seed)
+        _, _, oof = out_of_fold(
+            kind, params, X, labels, folds, seed, feature_version=feature_version
+        )
         calibrated = oof if calibration == "none" else cross_fitted(calibration, oof, labels, folds)
         for k in range(config.n_splits):
             inside = folds == k

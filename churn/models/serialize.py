@@ -1,8 +1,8 @@
 """Save trained pipelines in formats that do not unpickle code, and load them for serving.
 
 A saved model is a directory with `manifest.json` (format version, model kind, the
-SchemaEncoder's schema fingerprint, encoded feature names, sha256 of every file,
-free-form metadata) and one model file:
+SchemaEncoder's feature set version and its schema fingerprint, encoded feature
+names, sha256 of every file, free-form metadata) and one model file:
 
 - xgboost: `booster.ubj`, XGBoost's own UBJSON model format (no Python objects).
 - lightgbm: `lightgbm.txt`, LightGBM's own text model format (trees as text; no
@@ -24,8 +24,9 @@ method and its parameters as JSON numbers, checksummed like the model file);
 `predict_proba` returns calibrated probabilities, `contributions` keep explaining
 the raw model (log-odds or probability: `contribution_units`).
 
-The encoder is never stored: it is rebuilt from churn.schema, and loading fails if
-the current schema's fingerprint differs from the one the model was trained with.
+The encoder is never stored: it is rebuilt from churn.schema for the recorded feature
+set (1 when a manifest predates feature sets), and loading fails if the current
+schema's fingerprint of that set differs from the one the model was trained with.
 
 `ServingModel.predict_proba(columns)` is the serving hot path: a dict of 1-D arrays in,
 P(churn) out, with no pandas and nothing built per call beyond the encoded matrix.
@@ -56,6 +57,7 @@ from churn.models.encoding import (
     encoded_feature_names,
     schema_fingerprint,
 )
+from churn.schema import check_version, model_input_names
 
 FORMAT: Final = "churn-serving-model"
 FORMAT_VERSION: Final = 1
@@ -146,6 +148,7 @@ def save_model(
     """
     _check_pipeline(pipeline)
     kind = model_kind(pipeline)
+    version = int(pipeline.steps[0][1].feature_version)
     directory.mkdir(parents=True, exist_ok=True)
     model_path = directory / MODEL_FILES[kind]
     if kind == "xgboost":
@@ -167,8 +170,9 @@ def save_model(
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "kind": kind,
-        "schema_fingerprint": schema_fingerprint(),
-        "feature_names": encoded_feature_names(),
+        "feature_version": version,
+        "schema_fingerprint": schema_fingerprint(version),
+        "feature_names": encoded_feature_names(version),
         "files": files,
         "metadata": dict(metadata or {}),
     }
@@ -187,6 +191,12 @@ class ServingModel(ABC):
         self.feature_names = feature_names
         self.metadata = metadata
         self.calibrator: Calibrator | None = None  # set by load_model when calibrated
+        self.feature_version = 1  # set by load_model from the manifest
+
+    @property
+    def input_names(self) -> list[str]:
+        """The feature columns the model consumes, in order (its feature set's)."""
+        return model_input_names(self.feature_version)
 
     @abstractmethod
     def raw_encoded(self, x: FloatArray) -> FloatArray:
@@ -203,7 +213,7 @@ class ServingModel(ABC):
 
     def predict_proba(self, columns: Columns) -> FloatArray:
         """P(churn) per row, 1-D. `columns`: name -> 1-D array/list (or a DataFrame)."""
-        return self.predict_encoded(encode(columns))
+        return self.predict_encoded(encode(columns, self.feature_version))
 
     def contributions(self, columns: Columns) -> tuple[FloatArray, list[str]]:
         """(values, names) for reason codes: values[i, j] is feature j's push on row i.
@@ -212,7 +222,10 @@ class ServingModel(ABC):
         log-odds (xgboost, lightgbm, logreg) or probability (random forest). The last
         name is "bias".
         """
-        return self.contributions_encoded(encode(columns)), [*self.feature_names, BIAS]
+        return self.contributions_encoded(encode(columns, self.feature_version)), [
+            *self.feature_names,
+            BIAS,
+        ]
 
 
 class _BoosterServingModel(ServingModel):
@@ -392,12 +405,18 @@ def _read_manifest(directory: Path) -> dict[str, Any]:
             f"{path}: format {manifest.get('format')!r} v{manifest.get('format_version')!r}, "
             f"expected {FORMAT!r} v{FORMAT_VERSION}"
         )
-    if manifest.get("schema_fingerprint") != schema_fingerprint():
+    version = manifest.setdefault("feature_version", 1)
+    try:
+        check_version(version)
+    except ValueError as e:
+        raise ModelFormatError(f"{path}: {e}") from e
+    if manifest.get("schema_fingerprint") != schema_fingerprint(version):
         raise ModelFormatError(
             f"{path}: model trained with schema {manifest.get('schema_fingerprint')}, but "
-            f"churn.schema is now {schema_fingerprint()}; retrain the model"
+            f"churn.schema's feature set {version} is now {schema_fingerprint(version)}; "
+            "retrain the model"
         )
-    if manifest.get("feature_names") != encoded_feature_names():
+    if manifest.get("feature_names") != encoded_feature_names(version):
         raise ModelFormatError(f"{path}: encoded feature names differ from the current schema")
     files = manifest.get("files", {})
     kind = manifest.get("kind")
@@ -423,6 +442,7 @@ def load_model(directory: Path, *, n_threads: int = 1) -> ServingModel:
     if model_path.name not in manifest["files"]:
         raise ModelFormatError(f"{directory}: manifest lists no checksum for {model_path.name}")
     model = _load_kind(kind, directory, model_path, manifest, n_threads)
+    model.feature_version = int(manifest["feature_version"])
     if CALIBRATION_FILE in manifest["files"]:
         model.calibrator = _read_calibrator(directory / CALIBRATION_FILE)
     return model

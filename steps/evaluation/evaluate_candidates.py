@@ -6,6 +6,7 @@ from typing import Annotated, Any
 import pandas as pd
 from zenml import step
 
+from churn.features.names import service_inputs
 from churn.models.candidates import TrainedCandidate
 from churn.models.evaluate import (
     Costs,
@@ -15,7 +16,7 @@ from churn.models.evaluate import (
     choose_threshold,
     evaluate,
 )
-from churn.schema import LABEL, model_input_names
+from churn.schema import LABEL
 from steps.materializers import EvaluationMaterializer
 
 # ZenML stores each value of the dict output with the materializer registered for its
@@ -31,6 +32,7 @@ def evaluate_candidates(
     threshold_rule: dict[str, Any],
     costs: dict[str, float],
     revenue: dict[str, Any],
+    feature_service: str,
 ) -> Annotated[dict[str, Evaluation], "evaluations"]:
     """Held-out evaluation per family, keyed by kind.
 
@@ -44,7 +46,7 @@ def evaluate_candidates(
         threshold = choose_threshold(candidate.oof_labels, candidate.calibrated_oof, rule, cost)
         out[candidate.kind] = evaluate(
             candidate.model,
-            test[model_input_names()],
+            test[service_inputs(feature_service)],
             test[LABEL],
             threshold_rule=rule,
             costs=cost,

@@ -5,10 +5,11 @@ from typing import Annotated, Any
 import pandas as pd
 from zenml import log_metadata, step
 
+from churn.features.names import service_inputs, service_version
 from churn.models.candidates import TrainedCandidate
 from churn.models.repeated import RepeatedConfig, repeated_evaluation
 from churn.models.sampling import Sampling, stratified_rows
-from churn.schema import LABEL, model_input_names
+from churn.schema import LABEL
 
 
 @step
@@ -18,6 +19,7 @@ def evaluate_repeated(
     repeated: dict[str, Any],
     sampling: dict[str, Any],
     seed: int,
+    feature_service: str,
 ) -> Annotated[dict[str, dict[str, Any]], "repeated_evaluations"]:
     """kind -> {metric: {mean, sd, values}}: what the champion is chosen on.
 
@@ -32,10 +34,11 @@ def evaluate_repeated(
             c.kind,
             c.params,
             c.calibrator.method,
-            frame[model_input_names()],
+            frame[service_inputs(feature_service)],
             frame[LABEL],
             config,
             seed,
+            feature_version=service_version(feature_service),
         )
         for c in candidates
     }

@@ -7,11 +7,12 @@ from typing import Annotated, Any
 import pandas as pd
 from zenml import log_metadata, step
 
+from churn.features.names import service_inputs
 from churn.models.candidates import TrainedCandidate
 from churn.models.evaluate import Evaluation
 from churn.models.gates import GateConfig, gate_families
 from churn.models.repeated import mean_auc
-from churn.schema import LABEL, model_input_names
+from churn.schema import LABEL
 from steps.materializers import TrainedCandidateMaterializer
 
 logger = logging.getLogger(__name__)
@@ -24,6 +25,7 @@ def gate_model(
     repeated_evaluations: dict[str, dict[str, Any]],
     test: pd.DataFrame,
     gates: dict[str, Any],
+    feature_service: str,
 ) -> tuple[
     Annotated[TrainedCandidate, "challenger"], Annotated[list[dict[str, Any]], "gate_results"]
 ]:
@@ -38,7 +40,7 @@ def gate_model(
         {kind: c.model for kind, c in by_kind.items()},
         {kind: evaluations[kind].threshold for kind in by_kind},
         auc,
-        test[model_input_names()],
+        test[service_inputs(feature_service)],
         test[LABEL],
         GateConfig(**gates),
     )

@@ -7,8 +7,8 @@ import pandas as pd
 from zenml import step
 
 from churn.drift import load_detector
+from churn.features.names import service_inputs
 from churn.monitoring.drift_report import build_drift_report, reference_frame
-from churn.schema import model_input_names
 
 
 @step
@@ -23,7 +23,8 @@ def check_drift(
     seed: int,
 ) -> Annotated[dict[str, Any], "drift_report"]:
     """The report's content (report.json): verdict, per-feature statistics, distributions."""
-    detector = load_detector(drift_detector, features=model_input_names())
+    inputs = service_inputs(str(champion["feature_service"]))
+    detector = load_detector(drift_detector, features=inputs)
     report = build_drift_report(
         detector,
         reference_frame(drift_detector),

@@ -6,11 +6,12 @@ from typing import Annotated, Any
 import pandas as pd
 from zenml import log_metadata, step
 
+from churn.features.names import service_inputs
 from churn.models.candidates import TrainedCandidate
 from churn.models.evaluate import Evaluation
 from churn.models.promotion import NoiseRule
 from churn.models.registry import promote_if_better, record_promotion
-from churn.schema import LABEL, model_input_names
+from churn.schema import LABEL
 from steps.registry._tracking import stack_tracking_uri
 
 
@@ -24,6 +25,7 @@ def promote_model(
     metric: str,
     min_improvement: float,
     noise: dict[str, Any],
+    feature_service: str,
 ) -> Annotated[dict[str, Any], "promotion"]:
     """The promotion decision (promoted or not, both scores, the interval, the reason).
 
@@ -39,7 +41,7 @@ def promote_model(
         metric,
         float(getattr(evaluation, metric)),
         gates_passed=True,
-        evaluation_data=(test[model_input_names()], test[LABEL]),
+        evaluation_data=(test[service_inputs(feature_service)], test[LABEL]),
         min_improvement=min_improvement,
         tracking_uri=uri,
         noise=NoiseRule(**noise),

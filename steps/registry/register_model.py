@@ -7,12 +7,13 @@ from typing import Annotated, Any
 import pandas as pd
 from zenml import step
 
+from churn.features.names import service_inputs
 from churn.models.candidates import TrainedCandidate
 from churn.models.evaluate import Evaluation, save_plots
 from churn.models.fingerprint import data_fingerprint, evaluation_fingerprint
 from churn.models.registry import DRIFT_ARTIFACT, log_candidate, register, use_tracking
 from churn.models.serialize import save_model
-from churn.schema import LABEL, model_input_names
+from churn.schema import LABEL
 from steps.registry._tracking import stack_tracking_uri
 
 
@@ -34,7 +35,8 @@ def register_model(
     `model_name` and return its version."""
     uri = stack_tracking_uri()
     train_fp = data_fingerprint(train)
-    test_fp = evaluation_fingerprint(test[model_input_names()], test[LABEL])
+    inputs = service_inputs(feature_service)
+    test_fp = evaluation_fingerprint(test[inputs], test[LABEL])
     run_ids: dict[str, str] = {}
     for candidate in candidates:
         evaluation = evaluations[candidate.kind]
@@ -51,7 +53,7 @@ def register_model(
                 experiment=experiment,
                 candidate=candidate,
                 evaluation=evaluation,
-                X_example=test[model_input_names()],
+                X_example=test[inputs],
                 serving_dir=work / "serving",
                 plots=plots,
                 feast_feature_service=feature_service,

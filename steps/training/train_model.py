@@ -6,10 +6,11 @@ from typing import Annotated, Any
 import pandas as pd
 from zenml import step
 
+from churn.features.names import service_inputs, service_version
 from churn.models.candidates import ModelKind, TrainedCandidate, train_candidate
 from churn.models.sampling import Sampling
 from churn.models.search import SearchBudget
-from churn.schema import LABEL, model_input_names
+from churn.schema import LABEL
 from steps.materializers import TrainedCandidateMaterializer
 
 
@@ -23,17 +24,19 @@ def train_model(
     search: dict[str, Any] | None,
     sampling: dict[str, Any],
     calibration: list[str],
+    feature_service: str,
 ) -> Annotated[TrainedCandidate, "candidate"]:
     """A full sklearn Pipeline (SchemaEncoder + estimator), its calibration and CV evidence.
 
     `search` None scores `param_grid` alone; otherwise an Optuna TPE study of
     `search.n_trials` trials (capped by `search.timeout_s`) starts from it. Stored by
     TrainedCandidateMaterializer (version-checked on load): an artifact of our own
-    pipeline runs, never loaded from an untrusted source.
+    pipeline runs, never loaded from an untrusted source. The model consumes exactly
+    the inputs of `feature_service`'s feature set.
     """
     return train_candidate(
         kind,
-        train[model_input_names()],
+        train[service_inputs(feature_service)],
         train[LABEL],
         param_grid,
         seed=seed,
@@ -41,4 +44,5 @@ def train_model(
         search=None if search is None else SearchBudget(**search),
         sampling=Sampling(**sampling),
         calibration=calibration,  # type: ignore[arg-type]
+        feature_version=service_version(feature_service),
     )

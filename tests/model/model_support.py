@@ -45,3 +45,19 @@ class TenureRisingModel:
         ramp = 1.0 / (1.0 + np.exp(-(tenure - 36.0) / 8.0))
         p = 0.3 * base + 0.7 * ramp
         return np.column_stack([1.0 - p, p])
+
+
+class SliceRiskUnderstatingModel:
+    """A deliberately wrong model: a real model whose P(churn) of one slice is divided
+    by `factor` (ranking inside the slice kept). Its churners sink below any global
+    threshold although the slice is not low-risk: what a slice-blind bug looks like."""
+
+    def __init__(self, base: Any, contract: str = "One year", factor: float = 3.0) -> None:
+        self.base = base
+        self.contract = contract
+        self.factor = factor
+
+    def predict_proba(self, X: pd.DataFrame) -> npt.NDArray[np.float64]:  # noqa: N803
+        p = np.asarray(self.base.predict_proba(X), dtype=np.float64)[:, 1]
+        p = np.where(X["contract"].to_numpy() == self.contract, p / self.factor, p)
+        return np.column_stack([1.0 - p, p])

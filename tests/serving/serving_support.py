@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sklearn.pipeline import Pipeline
 
@@ -34,9 +35,10 @@ class ServingEnv:
 
 
 def make_bundle(
-    out_dir: Path, model: Pipeline, version: str, drift_dir: Path | None
+    out_dir: Path, model: Pipeline, version: str, drift_dir: Path | None, **kwargs: Any
 ) -> BundleManifest:
-    """A bundle of `model` at THRESHOLD (the runtime's unit of deployment)."""
+    """A bundle of `model` at THRESHOLD (the runtime's unit of deployment); `kwargs` go to
+    deployment.bundle.build_bundle (feature_service, feature_layout, ...)."""
     return build_bundle_from_pipeline(
-        out_dir, model, model_version=version, threshold=THRESHOLD, drift_dir=drift_dir
+        out_dir, model, model_version=version, threshold=THRESHOLD, drift_dir=drift_dir, **kwargs
     )

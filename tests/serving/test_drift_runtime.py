@@ -14,7 +14,7 @@ import asyncio
 import gc
 import json
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -306,7 +306,7 @@ def test_bad_inputs_are_400_naming_the_input_and_never_reach_the_window(
 class RaisingDriftRuntime(DriftRuntime):
     """The drift runtime with a detector that raises on every window (its test seam)."""
 
-    def load_detector(self, path: Path) -> DriftDetector:
+    def load_detector(self, path: Path, features: Sequence[str]) -> DriftDetector:
         return RaisingDetector()
 
 

@@ -8,9 +8,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from churn.features.derived import DERIVED_INPUTS, add_derived, derive
-from churn.features.feast_schema import derive_python
-from churn.schema import DERIVED_FEATURES, INTERNET_ADDONS, NO_INTERNET, NO_PHONE
+from churn.features.derived import DERIVED_INPUTS, INPUTS_BY_VERSION, add_derived, derive
+from churn.features.feast_schema import derive_python, introduced
+from churn.models.evaluate import tenure_bucket
+from churn.schema import (
+    DERIVED_FEATURES,
+    FEATURE_VERSIONS,
+    INTERNET_ADDONS,
+    NO_INTERNET,
+    NO_PHONE,
+    TENURE_BUCKETS,
+    derived_names,
+)
 
 
 def _row(**overrides: Any) -> dict[str, Any]:
@@ -22,6 +31,7 @@ def _row(**overrides: Any) -> dict[str, Any]:
         "phone_service": "Yes",
         "multiple_lines": "No",
         "internet_service": "DSL",
+        "contract": "Month-to-month",
         **dict.fromkeys(INTERNET_ADDONS, "No"),
     }
     row.update(overrides)
@@ -134,7 +144,45 @@ def test_python_mode_wrapper_returns_plain_lists_equal_to_derive() -> None:
         _row(internet_service="No", **dict.fromkeys(INTERNET_ADDONS, NO_INTERNET)),
     ]
     columns = {k: [r[k] for r in rows] for k in rows[0]}
-    out = derive_python(columns)
-    assert out == _derive_rows(*rows)
-    assert all(type(v) is int for v in out["num_services"])
-    assert all(type(v) is float for v in out["avg_monthly_spend"])
+    everything = _derive_rows(*rows)
+    for version in FEATURE_VERSIONS:  # each set's view returns exactly what that set added
+        out = derive_python(columns, version)
+        assert list(out) == introduced(version)
+        assert out == {name: everything[name] for name in introduced(version)}
+    v1, v2 = derive_python(columns, 1), derive_python(columns, 2)
+    assert all(type(v) is int for v in v1["num_services"] + v2["tenure_bucket"])
+    assert all(type(v) is float for v in v1["avg_monthly_spend"] + v2["log_tenure"])
+
+
+# ------------------------------------------------------------------ feature set 2
+
+
+def test_tenure_bucket_is_the_index_of_the_slice_bucket_at_every_edge() -> None:
+    """One definition of the buckets: the feature's index and the slice label agree."""
+    months = [0, 1, 12, 13, 24, 25, 48, 49, 72, 240]
+    out = _derive_rows(*(_row(tenure=m, total_charges=50.0 * m) for m in months))
+    labels = [label for label, _low, _high in TENURE_BUCKETS]
+    assert [labels[i] for i in out["tenure_bucket"]] == tenure_bucket(months).tolist()
+    assert out["tenure_bucket"] == [0, 0, 0, 1, 1, 2, 2, 3, 3, 3]
+
+
+def test_log_tenure_and_fiber_on_a_monthly_contract() -> None:
+    out = _derive_rows(
+        _row(tenure=0, total_charges=0.0, internet_service="Fiber optic"),
+        _row(tenure=10, internet_service="Fiber optic", contract="One year"),
+        _row(tenure=30, total_charges=1500.0, internet_service="DSL"),
+    )
+    assert out["log_tenure"] == pytest.approx([0.0, np.log(11.0), np.log(31.0)])
+    assert out["fiber_month_to_month"] == [1, 0, 0]
+
+
+def test_names_select_and_order_the_output_and_need_only_their_inputs() -> None:
+    row = _row()
+    del row["contract"]  # only set 2 reads it
+    out = derive({k: [v] for k, v in row.items()}, ["charges_trend", "num_services"])
+    assert list(out) == ["charges_trend", "num_services"]
+    with pytest.raises(KeyError, match="contract"):
+        derive({k: [v] for k, v in row.items()}, derived_names(2))
+    with pytest.raises(KeyError, match="no derived features"):
+        derive(pd.DataFrame([_row()]), ["num_services", "tenure_squared"])
+    assert set(INPUTS_BY_VERSION[2]) <= set(DERIVED_INPUTS)

@@ -1,7 +1,10 @@
-"""The slice recall floor skips low-risk slices, and only them (churn.models.gates.gate_slices).
+"""The slice gates judge the model, not the slice's base rate (churn.models.gates.gate_slices).
 
-Scores are built by hand: a 'Two year' slice that churns at 0.05x the overall rate
-and whose churners are never flagged, next to slices whose churners are flagged.
+Customers are built with known churn probabilities: month-to-month at 40% churn, and
+a low-risk one-year slice whose churners (9%: 0.42x the overall rate, as on Telco)
+score below the global threshold, as they do under every well-calibrated model.
+Scoring with the true probabilities, that slice passes; scoring it with its risk
+understated, overstated or ranked at random fails, naming the slice.
 """
 
 from __future__ import annotations
@@ -12,42 +15,79 @@ import pandas as pd
 from churn.models.gates import gate_slices
 from configs import gate_config
 
-
-def _frame(
-    two_year_churners: int, one_year_flagged: bool
-) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
-    """1000 month-to-month rows (40% churn), 600 one-year (20%), 2000 two-year."""
-    rows = []
-    for contract, n, churners in (
-        ("Month-to-month", 1000, 400),
-        ("One year", 600, 120),
-        ("Two year", 2000, two_year_churners),
-    ):
-        for i in range(n):
-            churned = i < churners
-            flagged = churned and (contract == "Month-to-month" or one_year_flagged)
-            score = 0.9 if flagged else (0.4 if churned else 0.1 + 0.2 * (i % 3) / 3)
-            rows.append((contract, 5 + i % 60, 0, "DSL", int(churned), score))
-    frame = pd.DataFrame(
-        rows,
-        columns=["contract", "tenure", "senior_citizen", "internet_service", "churn", "score"],
-    )
-    return frame, frame["churn"].to_numpy(), frame["score"].to_numpy()
+THRESHOLD = 0.3
 
 
-def test_a_low_risk_slice_is_not_held_to_the_recall_floor() -> None:
-    frame, y, scores = _frame(two_year_churners=40, one_year_flagged=True)
-    assert (frame[frame.contract == "Two year"].churn.mean()) < 0.25 * y.mean()
-    _auc, recall = gate_slices(frame, y, scores, 0.5, gate_config())
-    assert recall.passed, recall.message
+def _customers(seed: int = 0) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """(frame, labels, true P(churn)): 3000 month-to-month rows, 3000 one-year rows."""
+    rng = np.random.default_rng(seed)
+    parts = []
+    for contract, low, high in (("Month-to-month", 0.15, 0.65), ("One year", 0.02, 0.16)):
+        p = rng.uniform(low, high, 3000)
+        parts.append(
+            pd.DataFrame(
+                {
+                    "contract": contract,
+                    "tenure": rng.integers(1, 72, 3000),
+                    "senior_citizen": 0,
+                    "internet_service": "DSL",
+                    "p": p,
+                }
+            )
+        )
+    frame = pd.concat(parts, ignore_index=True)
+    p = frame["p"].to_numpy()
+    return frame, (rng.uniform(size=len(p)) < p).astype(np.int64), p
 
 
-def test_a_slice_churning_near_the_overall_rate_is_held_to_it() -> None:
-    frame, y, scores = _frame(two_year_churners=40, one_year_flagged=False)
-    _auc, recall = gate_slices(frame, y, scores, 0.5, gate_config())
-    assert not recall.passed
-    assert "contract=One year (0.000)" in recall.message
-    assert "Two year" not in recall.message
-    # Without the ratio (0), the two-year slice is held to the floor as well.
-    _auc, strict = gate_slices(frame, y, scores, 0.5, gate_config(slice_recall_min_churn_ratio=0))
-    assert "contract=Two year (0.000)" in strict.message
+def _one_year(frame: pd.DataFrame) -> np.ndarray:
+    return (frame["contract"] == "One year").to_numpy()
+
+
+def test_a_low_risk_slice_whose_churners_stay_below_the_threshold_passes() -> None:
+    frame, y, p = _customers()
+    one_year = _one_year(frame)
+    assert 0.3 < y[one_year].mean() / y.mean() < 0.5  # a low-risk slice, as on Telco
+    assert not (p[one_year] >= THRESHOLD).any()  # none of its churners is flagged
+    auc, calibration = gate_slices(frame, y, p, THRESHOLD, gate_config())
+    assert auc.passed, auc.message
+    assert calibration.passed, calibration.message
+    assert calibration.value < 1.2
+
+
+def test_a_slice_whose_risk_is_understated_fails() -> None:
+    frame, y, p = _customers()
+    hidden = np.where(_one_year(frame), p / 3.0, p)  # ranking inside the slice kept
+    auc, calibration = gate_slices(frame, y, hidden, THRESHOLD, gate_config())
+    assert auc.passed  # the ROC-AUC floor alone would let this model through
+    assert not calibration.passed
+    assert calibration.value > 2.5
+    assert "contract=One year" in calibration.message
+    assert "Month-to-month" not in calibration.message.split("off by the factor or more")[1]
+
+
+def test_a_slice_whose_risk_is_overstated_fails() -> None:
+    frame, y, p = _customers()
+    inflated = np.where(_one_year(frame), np.minimum(p * 2.5, 1.0), p)
+    _auc, calibration = gate_slices(frame, y, inflated, THRESHOLD, gate_config())
+    assert not calibration.passed
+    assert "contract=One year" in calibration.message
+
+
+def test_a_slice_ranked_at_random_fails_the_roc_auc_floor() -> None:
+    frame, y, p = _customers()
+    one_year = _one_year(frame)
+    shuffled = p.copy()
+    shuffled[one_year] = np.random.default_rng(1).permutation(p[one_year])
+    auc, calibration = gate_slices(frame, y, shuffled, THRESHOLD, gate_config())
+    assert not auc.passed
+    assert "contract=One year" in auc.message
+    assert calibration.passed  # same scores, other customers: the sum is unchanged
+
+
+def test_a_test_set_without_a_checkable_slice_fails_both_gates() -> None:
+    frame, y, p = _customers()
+    small = frame.index[:50]
+    results = gate_slices(frame.loc[small], y[small], p[small], THRESHOLD, gate_config())
+    assert [r.passed for r in results] == [False, False]
+    assert all("too small to check" in r.message for r in results)

@@ -97,3 +97,32 @@ def test_encoder_is_stateless_and_clonable(frame: pd.DataFrame) -> None:
 
 def test_empty_batch_encodes_to_zero_rows(frame: pd.DataFrame) -> None:
     assert encode(frame.iloc[:0]).shape == (0, len(encoded_feature_names()))
+
+
+# ------------------------------------------------------------------ feature sets
+
+# Set 1's fingerprint before feature set 2 existed (commit cefc770): every model and
+# bundle saved since carries it, so adding a set must leave it exactly as it was.
+V1_FINGERPRINT = "bead4272d2df25278b261e031bc94f8f098ab1a073473d42c1ca5b02d83681f4"
+
+
+def test_adding_a_feature_set_leaves_set_one_unchanged(frame: pd.DataFrame) -> None:
+    assert schema_fingerprint() == schema_fingerprint(1) == V1_FINGERPRINT
+    assert schema_fingerprint(2) != V1_FINGERPRINT
+    v1, v2 = encoded_feature_names(1), encoded_feature_names(2)
+    assert v2[: len(v1)] == v1  # set 2 appends its derived features
+    assert v2[len(v1) :] == [n for n in schema.derived_names(2) if n not in v1]
+    # frame carries every set's derived columns; set 1 ignores the ones it does not know
+    np.testing.assert_array_equal(encode(frame, 2)[:, : len(v1)], encode(frame, 1))
+
+
+def test_the_encoder_of_a_set_requires_that_set_and_clones_keep_it(frame: pd.DataFrame) -> None:
+    encoder = SchemaEncoder(feature_version=2)
+    assert clone(encoder).feature_version == 2
+    assert encoder.fit_transform(frame).shape[1] == len(encoded_feature_names(2))
+    v1_only = frame[schema.model_input_names(1)]
+    SchemaEncoder().fit(v1_only)
+    with pytest.raises(ValueError, match="log_tenure"):
+        encoder.fit(v1_only)
+    with pytest.raises(ValueError, match="unknown feature set version 7"):
+        SchemaEncoder(feature_version=7).fit(frame)

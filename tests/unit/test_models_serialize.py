@@ -23,6 +23,7 @@ from churn.models.serialize import (
     load_model,
     save_model,
 )
+from churn.schema import model_input_names
 
 PARAMS: dict[str, dict[str, Any]] = {
     "logreg": {"C": 1.0},
@@ -117,3 +118,40 @@ def test_forest_threads_follow_n_threads(frame: pd.DataFrame, tmp_path: Path) ->
     for n_threads in (1, 2):
         loaded = load_model(tmp_path, n_threads=n_threads)
         assert isinstance(loaded, ForestServingModel) and loaded.forest.n_jobs == n_threads
+
+
+@pytest.mark.parametrize("kind", sorted(PARAMS))
+def test_a_set_two_model_round_trips_and_records_its_set(
+    kind: str, frame: pd.DataFrame, tmp_path: Path
+) -> None:
+    pipeline = build_pipeline(kind, PARAMS[kind], seed=0).set_params(encoder__feature_version=2)
+    pipeline.fit(frame, frame["churn"])
+    save_model(pipeline, tmp_path)
+    assert json.loads((tmp_path / "manifest.json").read_text())["feature_version"] == 2
+    loaded = load_model(tmp_path)
+    assert loaded.feature_version == 2
+    assert loaded.input_names == model_input_names(2)
+    columns = {c: frame[c].to_numpy() for c in loaded.input_names}
+    np.testing.assert_allclose(
+        loaded.predict_proba(columns), pipeline.predict_proba(frame)[:, 1], rtol=0, atol=1e-6
+    )
+    values, names = loaded.contributions(columns)
+    assert values.shape == (len(frame), len(names)) and "log_tenure" in names
+
+
+def test_a_manifest_without_a_feature_set_is_set_one_and_a_wrong_set_is_refused(
+    frame: pd.DataFrame, tmp_path: Path
+) -> None:
+    save_model(build_pipeline("logreg", {}, seed=0).fit(frame, frame["churn"]), tmp_path)
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    del manifest["feature_version"]  # a model saved before feature sets existed
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    assert load_model(tmp_path).feature_version == 1
+    manifest["feature_version"] = 2  # set 1's fingerprint under set 2's name
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ModelFormatError, match="feature set 2"):
+        load_model(tmp_path)
+    manifest["feature_version"] = 9
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ModelFormatError, match="unknown feature set version 9"):
+        load_model(tmp_path)
