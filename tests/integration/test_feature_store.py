@@ -60,8 +60,10 @@ from churn.schema import (
     LABEL,
     Group,
     categorical_names,
+    derived_names,
     feature_names,
     model_input_names,
+    version_of_derived,
 )
 from churn.settings import FEATURE_REPO, Settings, get_settings
 
@@ -137,7 +139,9 @@ def _assert_matches_offline(got: pd.DataFrame, expected: pd.DataFrame) -> None:
             np.testing.assert_array_equal(
                 got[name].to_numpy(np.float64), expected[name].to_numpy(np.float64), err_msg=name
             )
-    for name, values in derive(expected).items():
+    served = [name for name in got.columns if name in DERIVED]  # the set the read asked for
+    assert served == derived_names(version_of_derived(served))
+    for name, values in derive(expected, served).items():
         np.testing.assert_allclose(got[name].to_numpy(np.float64), values, rtol=1e-12, err_msg=name)
 
 

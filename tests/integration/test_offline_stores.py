@@ -25,14 +25,24 @@ from feast import FeatureStore
 
 from churn.data.offline import LABELS_TABLE, read_offline_table, write_offline_store
 from churn.data.synthetic import generate
-from churn.features.names import FEATURE_SERVICE
+from churn.features.names import FEATURE_SERVICE, FEATURE_SERVICES
 from churn.features.offline_duckdb import ChurnDuckDBOfflineStore
 from churn.features.pipeline import apply_features
 from churn.features.store import get_store, historical_features
-from churn.schema import DERIVED_FEATURES, ENTITY_KEY, EVENT_TIMESTAMP, LABEL, feature_names
+from churn.schema import (
+    DERIVED_FEATURES,
+    ENTITY_KEY,
+    EVENT_TIMESTAMP,
+    FEATURE_VERSIONS,
+    LABEL,
+    derived_names,
+    feature_names,
+)
 from churn.settings import Settings, get_settings
 
 pytestmark = pytest.mark.integration
+
+DERIVED_NAMES = {d.name for d in DERIVED_FEATURES}
 
 N_CUSTOMERS = 400
 N_SNAPSHOTS = 5
@@ -112,16 +122,18 @@ def test_training_sets_are_identical(stores: Stores) -> None:
     assert by_duckdb[feature_names()].notna().all(axis=None)
 
 
-def test_derived_features_equal_feasts_on_demand_view(stores: Stores) -> None:
-    """historical_features computes the derived view with derive() on Feast's raw
-    columns; Feast's own offline on-demand transformation gives the same frame."""
+@pytest.mark.parametrize("version", FEATURE_VERSIONS)
+def test_derived_features_equal_feasts_on_demand_view(stores: Stores, version: int) -> None:
+    """historical_features computes each set's derived views with derive() on Feast's raw
+    columns; Feast's own offline on-demand transformations give the same frame."""
     entity = stores.entity.head(3000)
-    ours = historical_features(stores.duckdb, entity, service=FEATURE_SERVICE)
-    service = stores.duckdb.get_feature_service(FEATURE_SERVICE)
+    ours = historical_features(stores.duckdb, entity, service=FEATURE_SERVICES[version])
+    service = stores.duckdb.get_feature_service(FEATURE_SERVICES[version])
     feasts = stores.duckdb.get_historical_features(entity_df=entity, features=service).to_df()
     keys = [ENTITY_KEY, EVENT_TIMESTAMP]
     feasts = feasts.set_index(keys).loc[pd.MultiIndex.from_frame(ours[keys])].reset_index()
-    derived = [d.name for d in DERIVED_FEATURES]
+    derived = derived_names(version)
+    assert [c for c in ours.columns if c in DERIVED_NAMES] == derived
     assert list(ours.columns) == list(feasts.columns)
     for name in derived:
         assert ours[name].dtype == feasts[name].dtype, name
