@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 from model_support import SEED, SliceRiskUnderstatingModel, Split, TenureRisingModel
 
+from churn.features.derived import add_derived
+from churn.models.calibration import CalibratedModel, fit_calibrator
 from churn.models.candidates import TrainedCandidate, best_candidate, build_pipeline
 from churn.models.evaluate import ThresholdRule, choose_threshold
 from churn.models.gates import (
@@ -16,6 +18,7 @@ from churn.models.gates import (
     run_gates,
     tenure_probe,
 )
+from churn.schema import DERIVED_FEATURES
 from configs import gate_config, pipeline_parameters
 
 RULE = ThresholdRule("recall_target", recall_target=0.80)
@@ -147,14 +150,14 @@ def test_tenure_probe_moves_only_tenure_and_what_it_implies(split: Split) -> Non
     probe = tenure_probe(base, steps=(1, 12, 72))
     assert len(probe) == 9
     assert probe["tenure"].tolist() == [1, 12, 72] * 3
-    unchanged = [
-        c
-        for c in base.columns
-        if c
-        not in ("tenure", "total_charges", "num_services", "avg_monthly_spend", "charges_trend")
-    ]
+    derived = sorted({d.name for d in DERIVED_FEATURES} & set(base.columns))
+    unchanged = [c for c in base.columns if c not in {"tenure", "total_charges", *derived}]
     for column in unchanged:
         assert probe[column].tolist() == np.repeat(base[column].to_numpy(), 3).tolist(), column
+    # Every derived feature (of any feature set) is recomputed from the moved inputs.
+    recomputed = add_derived(probe.drop(columns=derived))
+    for column in derived:
+        assert probe[column].tolist() == recomputed[column].tolist(), column
     # The average bill is kept, so the derived spend features do not move with tenure.
     spend = probe["avg_monthly_spend"].to_numpy().reshape(3, 3)
     np.testing.assert_allclose(spend, spend[:, :1].repeat(3, axis=1))
@@ -164,8 +167,12 @@ def test_the_challenger_is_the_best_ranked_family_that_passes_every_gate(
     candidates: dict[str, TrainedCandidate], split: Split
 ) -> None:
     good = candidates["logreg"]
-    thr = choose_threshold(split.y_train, good.oof_scores, RULE)
-    models = {"broken": TenureRisingModel(good.pipeline), "logreg": good.pipeline}
+    # Served as the pipeline serves it: class weights inflate the raw probabilities
+    # (the slice calibration gate fails them), sigmoid calibration on OOF scores fixes them.
+    calibrator = fit_calibrator("sigmoid", good.oof_scores, good.oof_labels)
+    served = CalibratedModel(good.pipeline, calibrator)
+    thr = choose_threshold(good.oof_labels, calibrator.apply(good.oof_scores), RULE)
+    models = {"broken": TenureRisingModel(good.pipeline), "logreg": served}
     chosen, results = gate_families(
         models,
         {"broken": thr, "logreg": thr},

@@ -10,6 +10,7 @@ understated, overstated or ranked at random fails, naming the slice.
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from churn.models.gates import gate_slices
@@ -18,7 +19,9 @@ from configs import gate_config
 THRESHOLD = 0.3
 
 
-def _customers(seed: int = 0) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+def _customers(
+    seed: int = 0,
+) -> tuple[pd.DataFrame, npt.NDArray[np.int64], npt.NDArray[np.float64]]:
     """(frame, labels, true P(churn)): 3000 month-to-month rows, 3000 one-year rows."""
     rng = np.random.default_rng(seed)
     parts = []
@@ -40,7 +43,7 @@ def _customers(seed: int = 0) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
     return frame, (rng.uniform(size=len(p)) < p).astype(np.int64), p
 
 
-def _one_year(frame: pd.DataFrame) -> np.ndarray:
+def _one_year(frame: pd.DataFrame) -> npt.NDArray[np.bool_]:
     return (frame["contract"] == "One year").to_numpy()
 
 
