@@ -7,8 +7,8 @@ synthetic customers in the same layout.
 Training is the expensive part (~15-30 s on 2 cores), so the candidates are trained
 once per session with churn's default grid and shared read-only by every model test.
 `pipeline_candidates` are trained as the training pipeline trains them (its YAML's
-grids, search, sampling and calibration; another ~40 s, only for the tests that ask):
-the gates must pass for what the pipeline gates, not for a simpler stand-in.
+feature set, grids, search, sampling and calibration; another ~40 s, only for the
+tests that ask): the gates must pass for what the pipeline gates, not a stand-in.
 The split uses the pipeline's default seed (configs and steps/training/split_data.py).
 """
 
@@ -23,6 +23,7 @@ from model_support import CV_FOLDS, SEED, Split
 
 from churn.data.telco import load_telco
 from churn.features.derived import add_derived
+from churn.features.names import service_inputs, service_version
 from churn.models.candidates import DEFAULT_GRID, TrainedCandidate, train_candidates
 from churn.models.sampling import Sampling
 from churn.models.search import SearchBudget
@@ -59,13 +60,15 @@ def candidates(split: Split) -> dict[str, TrainedCandidate]:
 
 @pytest.fixture(scope="session")
 def pipeline_candidates(split: Split) -> dict[str, TrainedCandidate]:
-    """Every family trained with configs/training_pipeline.yaml's grids, search, sampling
-    and calibration. The search's clock is lifted so that its trial count alone decides
-    (as the YAML intends): the same trials on any machine, however loaded."""
+    """Every family trained with configs/training_pipeline.yaml's feature set, grids,
+    search, sampling and calibration. The search's clock is lifted so that its trial
+    count alone decides (as the YAML intends): the same trials on any machine, however
+    loaded."""
     training = pipeline_parameters("training_pipeline")
     search = {**training["search"], "timeout_s": 3600.0}
+    service = training["feature_service"]
     return train_candidates(
-        split.X_train,
+        split.X_train[service_inputs(service)],
         split.y_train,
         training["param_grid"],
         seed=SEED,
@@ -73,4 +76,5 @@ def pipeline_candidates(split: Split) -> dict[str, TrainedCandidate]:
         search=SearchBudget(**search),
         sampling=Sampling(**training["sampling"]),
         calibration=training["calibration"],
+        feature_version=service_version(service),
     )
