@@ -147,7 +147,8 @@ run = Client().get_pipeline("training_pipeline").last_run
 challenger = run.steps["gate_model"].outputs["challenger"][0]
 evaluations = run.steps["evaluate_candidates"].outputs["evaluations"][0].load()
 candidate = challenger.load()
-test = run.steps["split_data"].outputs["test"][0].load()[model_input_names()]
+inputs = model_input_names(candidate.pipeline.steps[0][1].feature_version)
+test = run.steps["split_data"].outputs["test"][0].load()[inputs]
 registered = mlflow.sklearn.load_model(sys.argv[1])
 print(json.dumps({
     "materializer": challenger.materializer.import_path,
