@@ -24,6 +24,7 @@ import argparse
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -214,6 +215,7 @@ def start(
     existing = running_pid(s)
     if existing is not None:
         raise ServerError(f"a local MLServer already runs (pid {existing}); stop or reload it")
+    check_ports_free(s)
     if bundle_dir is not None:
         install(bundle_dir, s)
     if not p.model_settings_file(s.model_name).is_file():
@@ -238,6 +240,28 @@ def start(
             p.pid_file.unlink(missing_ok=True)
             raise
     return process.pid
+
+
+def check_ports_free(settings: ServingSettings | None = None) -> None:
+    """ServerError naming the port when another process listens on one of the server's.
+
+    Why: the readiness poll asks the port, not the process; with another server there
+    (another checkout's, a leftover) it would answer "ready" for a model this checkout
+    never loaded while the new process fails to bind, and a deployment would report
+    success for the wrong server.
+    """
+    s = settings or get_serving_settings()
+    for name, port in (("http", s.http_port), ("grpc", s.grpc_port), ("metrics", s.metrics_port)):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT is fine
+            try:
+                probe.bind((s.host, port))
+            except OSError as e:
+                raise ServerError(
+                    f"{name} port {port} on {s.host} is taken by another process ({e.strerror}): "
+                    "stop it, or give this checkout other ports (CHURN_SERVING_HTTP_PORT, "
+                    "CHURN_SERVING_GRPC_PORT, CHURN_SERVING_METRICS_PORT)"
+                ) from e
 
 
 def wait_ready(

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
 from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
 import pytest
+from ports import free_port
 from serving_support import THRESHOLD, make_bundle
 from sklearn.pipeline import Pipeline
 
@@ -160,6 +163,38 @@ def test_a_stale_pid_file_is_not_a_running_server(tmp_path: Path) -> None:
     assert local_server.running_pid(settings) is None
     assert local_server.stop(settings) is False
     assert not paths.pid_file.exists()
+
+
+class _AlwaysReady(BaseHTTPRequestHandler):
+    """Another process's server on the port: answers 200 to every path, /ready included."""
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        return
+
+
+def test_start_refuses_a_port_another_server_holds(bundle: Path, tmp_path: Path) -> None:
+    """A server of another checkout on the port would answer the readiness poll for a
+    model this one never loaded; start must fail naming the port, starting nothing."""
+    other = ThreadingHTTPServer(("127.0.0.1", 0), _AlwaysReady)
+    threading.Thread(target=other.serve_forever, daemon=True).start()
+    try:
+        port = other.server_address[1]
+        settings = ServingSettings(
+            home=tmp_path / "serving", host="127.0.0.1", http_port=port,
+            grpc_port=free_port(), metrics_port=free_port(),
+        )  # fmt: skip
+        assert local_server.model_ready(settings)  # what the readiness poll would see
+        with pytest.raises(local_server.ServerError, match=f"http port {port} .* taken"):
+            local_server.start(bundle, settings)
+        assert local_server.running_pid(settings) is None
+        assert not local_server.paths(settings).pid_file.exists()
+    finally:
+        other.shutdown()
+        other.server_close()
 
 
 def test_the_implementation_paths_deployment_writes_are_the_runtime_classes() -> None:
