@@ -132,6 +132,9 @@ class SliceMetrics:
     roc_auc: float | None
     recall: float | None
     precision: float | None
+    # Churners the model expects in the slice: the sum of its P(churn) (nan in
+    # evaluations stored before it was recorded).
+    expected: float = float("nan")
 
 
 @dataclass
@@ -340,6 +343,7 @@ def slice_metrics(X: pd.DataFrame, y: Any, scores: Any, threshold: float) -> lis
                     roc_auc=_safe_auc(y_s, s[mask]),
                     recall=_ratio(tp, int(y_s.sum())),
                     precision=_ratio(tp, int(f_s.sum())),
+                    expected=float(s[mask].sum()),
                 )
             )
     return out

@@ -49,12 +49,7 @@ import pandas as pd
 from sklearn.metrics import roc_auc_score
 
 from churn.features.derived import add_derived
-from churn.models.evaluate import (
-    ProbabilisticModel,
-    churn_scores,
-    slice_metrics,
-    tenure_bucket,
-)
+from churn.models.evaluate import ProbabilisticModel, churn_scores, slice_metrics
 from churn.schema import ENTITY_KEY
 
 TENURE_STEPS: Final[tuple[int, ...]] = (1, 3, 6, 12, 24, 36, 48, 60, 72)
@@ -332,13 +327,6 @@ def gate_min_functionality(
     )
 
 
-def _slice_column(X: pd.DataFrame, feature: str) -> npt.NDArray[Any]:  # noqa: N803
-    """The value of slice `feature` per row, as slice_metrics names it (str)."""
-    if feature == "tenure_bucket":
-        return tenure_bucket(X["tenure"].to_numpy())
-    return X[feature].astype(str).to_numpy(dtype=object)
-
-
 def _calibration_factor(observed: int, expected: float) -> float:
     """How many times more (or fewer) churners were observed than expected, >= 1."""
     if expected <= 0.0:
@@ -397,11 +385,10 @@ def gate_slices(
     )
     factors = []
     for m in eligible:
-        expected = float(s[_slice_column(X, m.feature) == m.value].sum())
         factors.append(
             (
-                _calibration_factor(m.positives, expected),
-                f"{m.feature}={m.value} ({m.positives} churners, {expected:.1f} expected)",
+                _calibration_factor(m.positives, m.expected),
+                f"{m.feature}={m.value} ({m.positives} churners, {m.expected:.1f} expected)",
             )
         )
     worst_factor, worst_slice = max(factors)
