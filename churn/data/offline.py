@@ -145,7 +145,7 @@ def _write_tables(tables: dict[str, pd.DataFrame], offline_dir: Path | None) -> 
         merged, changed[name] = _merge(stored, new)
         if stored is None or changed[name]:  # an unchanged table is not rewritten
             path.parent.mkdir(parents=True, exist_ok=True)
-            _atomic_write_parquet(merged, path)
+            write_parquet_atomic(merged, path)
         paths[name], rows[name] = path, len(merged)
     return OfflineWriteResult(paths=paths, rows=rows, changed=changed)
 
@@ -250,8 +250,13 @@ def _canonical_order(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.sort_values([EVENT_TIMESTAMP, ENTITY_KEY], kind="stable").reset_index(drop=True)
 
 
-def _atomic_write_parquet(frame: pd.DataFrame, path: Path) -> None:
-    """Write `frame` to `path` via a temporary file and os.replace (never a partial file)."""
+def write_parquet_atomic(frame: pd.DataFrame, path: Path) -> None:
+    """Write `frame` to `path` via a temporary file and os.replace (never a partial file).
+
+    Public because every parquet table of the project's data home (the offline store,
+    the quarantine) must be replaced this way: Feast and the pipelines read them while
+    a run writes.
+    """
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp = Path(tmp_name)

@@ -33,7 +33,7 @@ import pandas as pd
 import pandera.errors as pa_errors
 
 from churn.data.contract import CROSS_FIELD_RULES, build_schema
-from churn.data.offline import _atomic_write_parquet
+from churn.data.offline import write_parquet_atomic
 from churn.data.timestamps import UTC_DTYPE
 from churn.schema import ENTITY_KEY, EVENT_TIMESTAMP, FEATURES, Kind
 from churn.settings import Settings
@@ -227,7 +227,7 @@ def write_quarantine(records: pd.DataFrame, path: Path) -> int:
         return 0
     path.parent.mkdir(parents=True, exist_ok=True)
     merged = pd.concat([stored, fresh], ignore_index=True) if len(stored) else fresh
-    _atomic_write_parquet(merged.reset_index(drop=True), path)
+    write_parquet_atomic(merged.reset_index(drop=True), path)
     return len(fresh)
 
 

@@ -247,10 +247,10 @@ def test_existing_table_with_other_columns_is_refused(
 def test_failed_write_keeps_the_old_file_and_leaves_no_temp_file(tmp_path: Path) -> None:
     path = tmp_path / "t.parquet"
     good = pd.DataFrame({"a": [1, 2]})
-    offline._atomic_write_parquet(good, path)
+    offline.write_parquet_atomic(good, path)
     unserialisable = pd.DataFrame({"a": [{"x": 1}, 3]})  # pyarrow cannot type this column
     with pytest.raises(pa.ArrowException):
-        offline._atomic_write_parquet(unserialisable, path)
+        offline.write_parquet_atomic(unserialisable, path)
     pd.testing.assert_frame_equal(pd.read_parquet(path), good)
     assert [p.name for p in tmp_path.iterdir()] == ["t.parquet"]
 
