@@ -86,9 +86,9 @@ def _free_port() -> int:
 
 def _environment(home: Path, port: int, password: str) -> dict[str, str]:
     """The loop demo's isolated pipeline environment plus this run's Redis."""
-    from churn.loop.demo import demo_environment
+    from churn.runs import isolated_environment
 
-    env = demo_environment(home)
+    env = isolated_environment(home)
     env.update(
         {
             "CHURN_REDIS_HOST": "127.0.0.1",
@@ -140,7 +140,7 @@ def _stage_argv(stage: str, args: argparse.Namespace, home: Path) -> list[str]:
 
 def _pipeline(name: str, home: Path, overrides: Mapping[str, Any], env: Mapping[str, str]) -> None:
     """One `zenml pipeline run` with configs/<name>.yaml plus overrides."""
-    from churn.loop.demo import pipeline_config, run_pipeline
+    from churn.runs import pipeline_config, run_pipeline
 
     config = pipeline_config(name, overrides, home / "configs", {})
     run_pipeline(name, config, env)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -36,7 +35,8 @@ from churn.data.database import Role, SourceTables, create_engine
 from churn.data.quarantine import quarantine_path, read_quarantine
 from churn.data.synthetic import generate
 from churn.features.daily import QUARANTINE_SOURCE
-from churn.loop.demo import champion_lines, demo_environment, pipeline_config
+from churn.loop.demo import champion_lines
+from churn.runs import isolated_environment, pipeline_config, run_pipeline
 from churn.schema import ENTITY_KEY, EVENT_TIMESTAMP, LABEL
 from churn.settings import PROJECT_ROOT, Settings, get_settings
 
@@ -100,27 +100,6 @@ def day_two(
     }
 
 
-def run_pipeline(name: str, config: Path, env: dict[str, str], log: Path) -> float:
-    """`zenml pipeline run pipelines.<name>.<name> -c config`, output appended to `log`;
-    seconds taken. RuntimeError with the log's tail when the run fails."""
-    from churn.monitoring.actions import zenml_executable
-
-    began = time.perf_counter()
-    with log.open("a", encoding="utf-8") as out:
-        done = subprocess.run(
-            [zenml_executable(), "pipeline", "run", f"pipelines.{name}.{name}", "-c", str(config)],
-            cwd=PROJECT_ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            check=False,
-        )
-    if done.returncode != 0:
-        tail = log.read_text(encoding="utf-8", errors="replace")[-4000:]
-        raise RuntimeError(f"{name} failed ({log}):\n{tail}")
-    return time.perf_counter() - began
-
-
 def _say(text: str) -> None:
     sys.stdout.write(text + "\n")
     sys.stdout.flush()
@@ -151,7 +130,7 @@ def main() -> int:
 
 def _run(config: DbDemoConfig, settings: Settings, url: str, home: Path, began: float) -> int:
     """The demo's stages, in the demo's home (main() set it up)."""
-    env = {**demo_environment(home), "CHURN_CUSTOMER_DB_URL": url}
+    env = {**isolated_environment(home), "CHURN_CUSTOMER_DB_URL": url}
     daily = yaml.safe_load(DAILY_CONFIG.read_text())["parameters"]
     source = {**daily["source"], **config.pipelines["daily_snapshot_pipeline"]}
     tables = SourceTables(**source["tables"])
@@ -169,7 +148,7 @@ def _run(config: DbDemoConfig, settings: Settings, url: str, home: Path, began: 
             home / "configs",
             {"source": source, "day": day.isoformat(), "backfill_from": None},
         )
-        return run_pipeline("daily_snapshot_pipeline", path, env, log)
+        return run_pipeline("daily_snapshot_pipeline", path, env, log=log)
 
     mark = time.perf_counter()
     seeded = customer_db.seed_customers(config.synthetic_customers, config.seed)
@@ -183,7 +162,7 @@ def _run(config: DbDemoConfig, settings: Settings, url: str, home: Path, began: 
     path = pipeline_config(
         "training_pipeline", config.pipelines["training_pipeline"], home / "configs", {}
     )
-    stage("training pipeline", run_pipeline("training_pipeline", path, env, log))
+    stage("training pipeline", run_pipeline("training_pipeline", path, env, log=log))
     engine.dispose()
 
     labels = pd.read_parquet(settings.offline_table("labels"))

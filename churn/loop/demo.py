@@ -29,9 +29,7 @@ configs/loop_demo.yaml and the pipelines' own YAMLs.
 from __future__ import annotations
 
 import os
-import re
 import shutil
-import subprocess
 import sys
 import time
 from collections.abc import Mapping
@@ -46,19 +44,11 @@ import yaml
 from churn import console
 from churn.data.synthetic import generate, simulate_outcomes
 from churn.data.timestamps import add_months
+from churn.runs import isolated_environment, pipeline_config, run_pipeline
 from churn.settings import PROJECT_ROOT, Settings, get_settings
 
 DEMO_CONFIG: Final = PROJECT_ROOT / "configs" / "loop_demo.yaml"
 DEMO_DIR: Final = "loop-demo"
-# An exception's own lines in a run's output ("pkg.SomeError: ...", its "- ..." items).
-_EXCEPTION_LINE: Final = re.compile(r"^([\w.]+(Error|Failure|Exception): | *- )")
-PIPELINES: Final = {
-    "training_pipeline": "pipelines.training_pipeline.training_pipeline",
-    "batch_inference_pipeline": "pipelines.batch_inference_pipeline.batch_inference_pipeline",
-    "feature_pipeline": "pipelines.feature_pipeline.feature_pipeline",
-    "business_kpi_pipeline": "pipelines.business_kpi_pipeline.business_kpi_pipeline",
-    "drift_monitoring_pipeline": "pipelines.drift_monitoring_pipeline.drift_monitoring_pipeline",
-}
 
 
 @dataclass(frozen=True)
@@ -82,58 +72,6 @@ def _say(text: str) -> None:
 def load_demo_config(path: Path = DEMO_CONFIG) -> DemoConfig:
     """The demo's YAML as a DemoConfig (unknown keys are an error)."""
     return DemoConfig(**yaml.safe_load(path.read_text(encoding="utf-8")))
-
-
-def demo_environment(home: Path) -> dict[str, str]:
-    """This process's environment with the demo's own CHURN_HOME and ZenML store."""
-    env = dict(os.environ)
-    env.update(
-        {
-            "CHURN_HOME": str(home),
-            "ZENML_CONFIG_PATH": str(home / "zenml"),
-            "ZENML_ANALYTICS_OPT_IN": "false",
-            "AUTO_OPEN_DASHBOARD": "false",
-        }
-    )
-    for name in ("CHURN_MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
-        env.pop(name, None)
-    return env
-
-
-def pipeline_config(
-    name: str, overrides: Mapping[str, Any], directory: Path, extra: Mapping[str, Any]
-) -> Path:
-    """configs/<name>.yaml with the demo's overrides (and run-time values) applied."""
-    config = yaml.safe_load((PROJECT_ROOT / "configs" / f"{name}.yaml").read_text())
-    config["parameters"].update({**overrides, **extra})
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
-    return path
-
-
-def run_pipeline(name: str, config: Path, env: Mapping[str, str]) -> float:
-    """`zenml pipeline run` of one pipeline with `config`; seconds taken.
-
-    Output is shown only when the run fails (RuntimeError naming the exception).
-    """
-    from churn.monitoring.actions import zenml_executable
-
-    began = time.perf_counter()
-    done = subprocess.run(
-        [zenml_executable(), "pipeline", "run", PIPELINES[name], "-c", str(config)],
-        cwd=PROJECT_ROOT,
-        env=dict(env),
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        output = done.stdout + done.stderr
-        # The exception's own lines first: ZenML's traceback box fills the tail.
-        errors = [line for line in output.splitlines() if _EXCEPTION_LINE.match(line)]
-        raise RuntimeError(f"{name} failed: " + "\n".join(errors) + f"\n...\n{output[-3000:]}")
-    return time.perf_counter() - began
 
 
 def write_snapshots(config: DemoConfig, t0: datetime, settings: Settings) -> pd.DataFrame:
@@ -200,7 +138,7 @@ class LoopRun:
     @property
     def env(self) -> dict[str, str]:
         """The pipelines' environment: this home and its own ZenML store."""
-        return demo_environment(self.settings.home)
+        return isolated_environment(self.settings.home)
 
     def pipeline(
         self, name: str, extra: Mapping[str, Any] | None = None, directory: Path | None = None

@@ -25,22 +25,20 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Final, Literal, get_args
 
+from churn.runs import pipeline_command
 from churn.settings import PROJECT_ROOT
 
 logger = logging.getLogger(__name__)
 
 DriftAction = Literal["fail", "alert", "retrain"]
 DRIFT_ACTIONS: Final[tuple[str, ...]] = get_args(DriftAction)
-TRAINING_PIPELINE: Final = "pipelines.training_pipeline.training_pipeline"
 _OUTPUT_TAIL: Final = 4000  # characters of the training run's output kept in errors
 
 
@@ -82,22 +80,9 @@ def resolve_config(config: str | Path) -> Path:
     return path
 
 
-def zenml_executable() -> str:
-    """The zenml CLI of this environment (next to the interpreter), else one on PATH."""
-    beside = Path(sys.executable).with_name("zenml")
-    if beside.is_file():
-        return str(beside)
-    found = shutil.which("zenml")
-    if found is None:
-        raise FileNotFoundError(
-            f"no zenml executable next to {sys.executable} or on PATH: install zenml"
-        )
-    return found
-
-
 def training_command(config: Path, zenml: str | None = None) -> list[str]:
     """The command that runs the training pipeline with `config`."""
-    return [zenml or zenml_executable(), "pipeline", "run", TRAINING_PIPELINE, "-c", str(config)]
+    return pipeline_command("training_pipeline", config, zenml)
 
 
 @dataclass(frozen=True)

@@ -29,12 +29,13 @@ from churn.features.derived import add_derived
 from churn.features.store import get_store
 from churn.loop import prediction_log_root
 from churn.loop.campaign import campaigns_root, read_campaigns
-from churn.loop.demo import DemoConfig, LoopRun, pipeline_config, write_outcomes_file
+from churn.loop.demo import DemoConfig, LoopRun, write_outcomes_file
 from churn.loop.kpi_report import REPORT_HTML, REPORT_JSON, kpi_reports_root
 from churn.loop.predlog import BATCH, PredictionBatch, read_log, write_log
 from churn.models.registry import champion_ref, load_champion_serving, use_tracking
 from churn.monitoring.current import log_rows
 from churn.monitoring.drift_report import drift_reports_root
+from churn.runs import pipeline_config
 from churn.schema import ENTITY_KEY, LABEL, model_input_names
 from churn.settings import Settings, get_settings
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from churn.monitoring import actions
+from churn import runs
 from churn.monitoring.actions import (
     DriftDetectedError,
     RetrainError,
@@ -95,7 +95,7 @@ def test_training_command_is_the_users_zenml_command(tmp_path: Path) -> None:
         "-c",
         str(tmp_path / "t.yaml"),
     ]
-    assert Path(actions.zenml_executable()).name == "zenml"
+    assert Path(runs.zenml_executable()).name == "zenml"
 
 
 def test_retrain_runs_the_command_from_the_project_root(tmp_path: Path) -> None:
